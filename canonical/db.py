@@ -1,0 +1,87 @@
+"""Database access: one URL (`JOURNEYHUB_DATABASE_URL`), SQLite by default, PostgreSQL in production."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import NoSuchModuleError as NoDriver
+
+DEFAULT_DATABASE_URL = "sqlite:///journeyhub.db"
+
+
+class DatabaseError(Exception):
+    """A database problem explained for a person: what is wrong and how to fix it."""
+
+
+def normalize_url(url: str) -> str:
+    """`postgresql://` and `postgres://` mean psycopg 3, the driver the project ships with."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for the URL, with SQLite tuned for a single writer and many readers."""
+    url = normalize_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError as error:
+        raise DatabaseError(
+            f"JOURNEYHUB_DATABASE_URL is not a database URL ({error}); use e.g. sqlite:///journeyhub.db "
+            "or postgresql://user@host:5432/dbname"
+        ) from None
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    except NoDriver:
+        raise DatabaseError(
+            f"unsupported database {parsed.get_backend_name()!r} in {redact(url)}: "
+            "Journey Hub supports sqlite and postgresql"
+        ) from None
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA cache_size=-64000")
+    cursor.execute("PRAGMA temp_store=MEMORY")
+    cursor.close()
+
+
+def check_connection(engine: Engine) -> None:
+    """One round trip; raises DatabaseError with the reason when the database cannot be reached."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except OperationalError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        raise DatabaseError(
+            f"cannot connect to the database {redact(str(engine.url))}: {reason}. "
+            "Check JOURNEYHUB_DATABASE_URL and that the server is running."
+        ) from None
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection inside one transaction: committed on success, rolled back on any error."""
+    with engine.begin() as connection:
+        yield connection

@@ -1,0 +1,111 @@
+"""The one small interface every CRM connector implements.
+
+```
+check()                      one cheap authenticated call; raises a connectors.errors class
+objects()                    the object types this connector can read
+describe(object_type)        fields from the CRM's metadata API (lets `config check` validate mappings)
+read(object_type, cursor, full=False) -> Iterator[Page]
+                             pages of SourceRecords; each page carries the cursor to persist once the
+                             page is committed; deletions come as tombstones (deleted=True)
+write(object_type, ops) -> list[WriteResult]
+                             batched writes; one result per operation, in order
+```
+Connectors import neither `canonical` nor `flows`: they speak the CRM's language (object types, field names,
+raw JSON). Mapping into the canonical model is a separate, declarative step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol, runtime_checkable
+
+
+@dataclass(slots=True)
+class SourceRecord:
+    """One CRM record as read. `data` is the vendor JSON (None for a bare tombstone); `extra` is connector
+    enrichment the mappings can read under `_`-prefixed keys (e.g. `_associations`, `_stage`)."""
+
+    object_type: str
+    remote_id: str
+    data: dict[str, Any] | None
+    created_at: datetime | None = None
+    modified_at: datetime | None = None
+    deleted: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def document(self) -> dict[str, Any]:
+        """What a mapping reads: the vendor JSON plus the enrichment keys."""
+        return {**(self.data or {}), **self.extra}
+
+
+@dataclass(slots=True)
+class Page:
+    """A batch of records and the cursor that is safe to persist once they are stored."""
+
+    object_type: str
+    records: list[SourceRecord]
+    cursor: str | None
+    api_calls: int = 0
+
+
+@dataclass(slots=True)
+class FieldInfo:
+    name: str
+    type: str
+    label: str | None = None
+    custom: bool = False
+    createable: bool = True
+    updateable: bool = True
+    external_id: bool = False
+
+
+@dataclass(slots=True)
+class ObjectDescription:
+    object_type: str
+    fields: dict[str, FieldInfo]
+
+
+WriteKind = Literal["create", "update", "upsert", "delete"]
+
+
+@dataclass(slots=True)
+class WriteOp:
+    """One write. `key` is the caller's correlation key (echoed in the result). For `update`/`delete`,
+    `remote_id` names the record; for `upsert`, `external_id` is (field, value)."""
+
+    kind: WriteKind
+    key: str
+    data: dict[str, Any] = field(default_factory=dict)
+    remote_id: str | None = None
+    external_id: tuple[str, str] | None = None
+    associations: list[tuple[str, str]] = field(default_factory=list)  # (object type, remote id)
+
+
+@dataclass(slots=True)
+class WriteResult:
+    key: str
+    ok: bool
+    remote_id: str | None = None
+    created: bool | None = None
+    error: str | None = None
+    retriable: bool = False
+
+
+@runtime_checkable
+class Connector(Protocol):
+    system: str
+    api_calls: int
+
+    def check(self) -> None: ...
+
+    def objects(self) -> list[str]: ...
+
+    def describe(self, object_type: str) -> ObjectDescription: ...
+
+    def read(self, object_type: str, cursor: str | None, *, full: bool = False) -> Iterator[Page]: ...
+
+    def write(self, object_type: str, ops: Sequence[WriteOp]) -> list[WriteResult]: ...
+
+    def close(self) -> None: ...

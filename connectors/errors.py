@@ -1,0 +1,67 @@
+"""Connector errors, grouped by what the caller should do about them.
+
+Each connector's `client.py` translates its SDK's exceptions into these at the boundary; retry decisions
+and run summaries key off these classes only.
+
+- `FatalError`: stop this CRM's sync and tell a person (bad credentials, missing permissions, bad config,
+  a query the API rejects). Retrying cannot help.
+- `RetriableError`: wait and try again (rate limited — carrying the vendor's wait —, 5xx, network).
+- `SkippableError`: one record is bad; quarantine it and carry on.
+"""
+
+from __future__ import annotations
+
+
+class ConnectorError(Exception):
+    """Base class: `system` names the CRM, the message says what happened and how to fix it."""
+
+    def __init__(self, system: str, message: str, *, status: int | None = None) -> None:
+        self.system = system
+        self.message = message
+        self.status = status
+        super().__init__(f"{system}: {message}")
+
+
+class FatalError(ConnectorError):
+    """Retrying cannot help; a person must act."""
+
+
+class AuthError(FatalError):
+    """Credentials are missing, wrong or expired and cannot be refreshed."""
+
+
+class PermissionDenied(FatalError):
+    """Authenticated, but not allowed (missing scopes or security role)."""
+
+
+class ConfigError(FatalError):
+    """The CRM is not set up the way the hub needs (e.g. custom fields the admin must create)."""
+
+
+class RetriableError(ConnectorError):
+    """A transient failure; `retry_after` is the vendor's requested wait in seconds, if it gave one."""
+
+    def __init__(self, system: str, message: str, *, status: int | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(system, message, status=status)
+        self.retry_after = retry_after
+
+
+class RateLimited(RetriableError):
+    """429 (or Salesforce's REQUEST_LIMIT_EXCEEDED when transient)."""
+
+
+class UpstreamError(RetriableError):
+    """5xx or a network failure."""
+
+
+class TokenExpired(RetriableError):
+    """401 on a token that can be refreshed: refresh once, then retry."""
+
+
+class SkippableError(ConnectorError):
+    """One record cannot be processed; quarantine it and continue."""
+
+    def __init__(self, system: str, message: str, *, remote_id: str | None = None) -> None:
+        super().__init__(system, message)
+        self.remote_id = remote_id

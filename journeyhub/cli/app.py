@@ -1,0 +1,75 @@
+"""The `journeyhub` command: sub-commands register themselves here; errors become one clear line.
+
+Every failure a user can cause or fix — bad configuration, an unreachable database, rejected credentials, a
+CRM that is missing fields — is printed as one red line saying what is wrong and how to fix it, with a
+non-zero exit; tracebacks are for bugs only (set JOURNEYHUB_DEBUG=1 to see them for anything).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from canonical.db import DatabaseError
+from connectors.errors import ConnectorError
+from journeyhub.yamlconf import ConfigFileError
+
+app = typer.Typer(
+    name="journeyhub", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="Journey Hub: one customer journey across HubSpot, Salesforce and Dynamics 365.",
+)
+console = Console()
+errors = Console(stderr=True)
+
+
+class UserError(Exception):
+    """A problem the user can fix; the message says how."""
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _register() -> None:
+    from journeyhub.cli import db, status  # noqa: F401  (each module adds its commands to `app`)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _register()
+    try:
+        result = app(standalone_mode=False)
+    except typer.Abort:
+        errors.print("aborted")
+        sys.exit(130)
+    except Exception as error:
+        if os.environ.get("JOURNEYHUB_DEBUG"):
+            raise
+        sys.exit(_report(error))
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+def _report(error: Exception) -> int:
+    if hasattr(error, "show") and hasattr(error, "exit_code"):  # click's usage errors (typer vendors click)
+        error.show()
+        return int(error.exit_code)
+    if isinstance(error, ConfigFileError):
+        for problem in error.problems:
+            errors.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
+        return 2
+    if isinstance(error, ValidationError):
+        for item in error.errors(include_url=False):
+            where = ".".join(str(part) for part in item["loc"])
+            errors.print(f"[bold red]error:[/] configuration {where}: {item['msg']}", highlight=False)
+        return 2
+    if isinstance(error, DatabaseError | ConnectorError | UserError):
+        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        return 1
+    if isinstance(error, KeyboardInterrupt):
+        return 130
+    raise error

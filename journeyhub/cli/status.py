@@ -1,0 +1,90 @@
+"""`journeyhub status` and `journeyhub config check`: what the hub did lately, and whether it is set up."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+from sqlalchemy import Engine, func, select
+
+from canonical.models import Quarantine, SyncRun, SyncState
+from journeyhub.cli import context
+from journeyhub.cli.app import app, console, fail
+from journeyhub.config import check_all, mappings_root
+from journeyhub.settings import SYSTEMS
+
+config_app = typer.Typer(help="Validate settings and configuration files.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("check")
+def config_check() -> None:
+    """Validate settings and every YAML file under mappings/; list which CRMs are enabled."""
+    current = context.settings()
+    root = mappings_root(current)
+    checked, problems = check_all(root)
+    problems = current.problems() + problems
+    enabled = current.enabled_systems()
+    table = Table(title="Journey Hub configuration", show_header=False)
+    table.add_row("database", current.database_url.split("@")[-1] if "@" in current.database_url
+                  else current.database_url)
+    table.add_row("mappings", f"{root} ({len(checked)} files)")
+    for system in SYSTEMS:
+        table.add_row(system, "[green]enabled[/]" if system in enabled else "[dim]not configured[/]")
+    console.print(table)
+    for problem in problems:
+        console.print(f"[bold red]✗[/] {problem}", highlight=False, soft_wrap=True)
+    if problems:
+        raise fail(f"{len(problems)} configuration problem(s)", 2)
+    if not enabled:
+        console.print("[yellow]no CRM is configured yet: set HUBSPOT_ACCESS_TOKEN, SALESFORCE_INSTANCE_URL + "
+                      "credentials, or DYNAMICS_URL + credentials (see README)[/]")
+    console.print("[green]✓[/] configuration is valid")
+
+
+def _latest_runs(engine: Engine) -> list[SyncRun]:
+    latest = (select(func.max(SyncRun.id)).group_by(SyncRun.direction, SyncRun.system, SyncRun.object_type))
+    with engine.connect() as connection:
+        rows = connection.execute(select(SyncRun).where(SyncRun.id.in_(latest))
+                                  .order_by(SyncRun.direction, SyncRun.system, SyncRun.object_type))
+        return [SyncRun.model_validate(row._mapping) for row in rows]
+
+
+@app.command("status")
+def status() -> None:
+    """Last run per system and object, persisted cursors, and open quarantine counts."""
+    engine = context.engine()
+    runs = _latest_runs(engine)
+    table = Table(title="Last runs")
+    for column in ("kind", "system", "object", "finished", "status", "read", "ins", "upd", "del",
+                   "quar", "pushed", "failed", "calls", "error"):
+        table.add_column(column, justify="right" if column in {"read", "ins", "upd", "del", "quar", "pushed",
+                                                                "failed", "calls"} else "left")
+    for run in runs:
+        colour = {"succeeded": "green", "partial": "yellow", "failed": "red"}.get(run.status, "cyan")
+        table.add_row(run.direction, run.system, run.object_type,
+                      run.finished_at.strftime("%Y-%m-%d %H:%M") if run.finished_at else "running",
+                      f"[{colour}]{run.status}[/]", str(run.records_read), str(run.inserted), str(run.updated),
+                      str(run.deleted), str(run.quarantined), str(run.pushed), str(run.failed),
+                      str(run.api_calls), (run.error or "")[:60])
+    console.print(table if runs else "[dim]no runs yet: run `journeyhub sync`[/]")
+    with engine.connect() as connection:
+        cursors = connection.execute(select(SyncState).order_by(SyncState.system, SyncState.object_type)).all()
+        quarantine = connection.execute(
+            select(Quarantine.system, Quarantine.object_type, Quarantine.reason, func.count())
+            .where(Quarantine.resolved_at.is_(None))
+            .group_by(Quarantine.system, Quarantine.object_type, Quarantine.reason)).all()
+    if cursors:
+        cursor_table = Table(title="Cursors")
+        for column in ("system", "object", "cursor", "updated"):
+            cursor_table.add_column(column)
+        for row in cursors:
+            cursor_table.add_row(row.system, row.object_type, (row.cursor or "")[:70],
+                                 row.updated_at.strftime("%Y-%m-%d %H:%M:%S") if row.updated_at else "")
+        console.print(cursor_table)
+    if quarantine:
+        quarantine_table = Table(title="Quarantined records (open)")
+        for column in ("system", "object", "reason", "records"):
+            quarantine_table.add_column(column)
+        for system, object_type, reason, count in quarantine:
+            quarantine_table.add_row(system, object_type, reason, str(count))
+        console.print(quarantine_table)

@@ -1,0 +1,251 @@
+"""Stores one connector page in the canonical database, with its cursor, in one transaction.
+
+Nothing lost, nothing doubled: the page's rows, its quarantined records, its run counters and the cursor that
+follows it are committed together, so a sync killed at any point resumes from the last committed cursor and
+re-reads at most one page, which the idempotent upserts absorb. Unchanged records (same payload hash) are
+not rewritten, so they do not count as "touched" for the journey engine's incremental pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, and_, delete, select, update
+from sqlalchemy.engine import Connection
+
+from canonical.models import CANONICAL_TABLES, Association, Quarantine, SourceRecord, SyncRun, SyncState
+from canonical.types import utcnow
+from canonical.upsert import chunks, fetch_by_ids, upsert
+from connectors.base import Page
+from connectors.base import SourceRecord as Record
+from connectors.errors import ConfigError
+from journeyhub.ingest.mapper import MappedRecord, Mapper, MappingError, source_key
+from journeyhub.ingest.spec import MappingSpec
+
+PERSON_OWNED_BY_IDENTITY = {"customer_id", "match_rule", "match_evidence", "email_key", "phone_key"}
+
+
+@dataclass
+class Counts:
+    """What happened to the records of a page (or a whole sync: counts add up)."""
+
+    records_read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    quarantined: int = 0
+    skipped: int = 0
+    api_calls: int = 0
+
+    def add(self, other: Counts) -> Counts:
+        for item in fields(self):
+            setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
+        return self
+
+    def as_dict(self) -> dict[str, int]:
+        return {item.name: getattr(self, item.name) for item in fields(self)}
+
+
+@dataclass
+class _Planned:
+    record: Record
+    key: str
+    raw_hash: str
+    mapped: MappedRecord | None  # None: a bare tombstone
+
+
+def payload_hash(record: Record) -> str:
+    body = orjson.dumps([record.document(), record.deleted], option=orjson.OPT_SORT_KEYS, default=str)
+    return hashlib.blake2b(body, digest_size=16).hexdigest()
+
+
+class PageLoader:
+    """Stores pages of one system; one loader per sync run."""
+
+    def __init__(self, engine: Engine, system: str, mappings: dict[str, MappingSpec], run_id: str) -> None:
+        self.engine = engine
+        self.system = system
+        self.run_id = run_id
+        self.mappers = {object_type: Mapper(system, spec) for object_type, spec in mappings.items()}
+
+    def store(self, page: Page, run_row_id: int | None = None) -> Counts:
+        mapper = self.mappers.get(page.object_type)
+        if mapper is None:
+            raise ConfigError(self.system, f"no mapping for {page.object_type!r}: add "
+                              f"mappings/{self.system}/{page.object_type}.yaml")
+        counts = Counts(records_read=len(page.records), api_calls=page.api_calls)
+        planned, quarantined, now = [], [], utcnow()
+        for record in {record.remote_id: record for record in page.records}.values():
+            key = source_key(self.system, page.object_type, record.remote_id)
+            try:
+                mapped = None if record.data is None else mapper.map(record.remote_id, record.document())
+            except MappingError as error:
+                if record.deleted:
+                    mapped = None
+                else:
+                    quarantined.append((record, error))
+                    continue
+            if mapped is not None and mapped.skipped:
+                counts.skipped += 1
+                continue
+            planned.append(_Planned(record, key, payload_hash(record), mapped))
+        with self.engine.begin() as connection:
+            changed = self._changed(connection, planned, counts)
+            self._write(connection, changed, mapper, now)
+            self._quarantine(connection, page.object_type, quarantined, now)
+            self._resolve_quarantine(connection, page.object_type, [p.record.remote_id for p in planned], now)
+            counts.quarantined = len(quarantined)
+            if page.cursor is not None:
+                upsert(connection, SyncState, [{"system": self.system, "object_type": page.object_type,
+                                                "cursor": page.cursor, "updated_at": now, "run_id": self.run_id}])
+            if run_row_id is not None:
+                add_to_run(connection, run_row_id, counts)
+        return counts
+
+    # ------------------------------------------------------------------ classification
+    def _changed(self, connection: Connection, planned: list[_Planned], counts: Counts) -> list[_Planned]:
+        existing = fetch_by_ids(connection, SourceRecord, [p.key for p in planned], ["raw_hash", "is_deleted"])
+        changed = []
+        for item in planned:
+            before = existing.get(item.key)
+            if before is not None and before[0] == item.raw_hash:
+                counts.unchanged += 1
+                continue
+            if item.record.deleted:
+                counts.deleted += 0 if before is not None and before[1] else 1
+            elif before is None:
+                counts.inserted += 1
+            else:
+                counts.updated += 1
+            changed.append(item)
+        return changed
+
+    # ------------------------------------------------------------------ writes
+    def _write(self, connection: Connection, changed: list[_Planned], mapper: Mapper, now: datetime) -> None:
+        sources: dict[bool, list[dict[str, Any]]] = defaultdict(list)
+        rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        asserting: list[str] = []
+        links: dict[tuple[str, str], dict[str, Any]] = {}
+        merges: list[tuple[str, str]] = []
+        entity = mapper.spec.entity
+        for item in changed:
+            mapped = item.mapped
+            merged_into = mapped.merged_into if mapped else None
+            sources[entity == "person"].append(self._source_row(item, entity, now, merged_into=merged_into))
+            if merged_into:
+                merges.append((item.key, merged_into))
+            if mapped is None:
+                continue
+            merges += [(loser, item.key) for loser in mapped.merges if loser != item.key]
+            for row in mapped.rows:
+                if row.entity == "association":  # a relation record, e.g. an OpportunityContactRole
+                    asserting.append(row.key)
+                    self._link(links, row.row["from_id"], row.row["to_id"], row.row["label"],
+                               row.row["is_primary"], row.key, item.record.deleted, now)
+                    continue
+                rows[row.entity].append({"id": row.key, **row.row})
+                if row.key != item.key:  # a derived row gets its own provenance, next to its parent's
+                    sources[False].append(self._source_row(item, row.entity, now, key=row.key))
+                if row.people is not None:
+                    asserting.append(row.key)
+                    for to_id, label, primary in row.people:
+                        self._link(links, row.key, to_id, label, primary, row.key, False, now)
+        for is_person, items in sources.items():
+            skip = {"id", "first_seen_at"} | ({"canonical_id"} if is_person else set())
+            upsert(connection, SourceRecord, items, update=[k for k in items[0] if k not in skip])
+        for row_entity, items in rows.items():
+            self._upsert_entity(connection, row_entity, items)
+        for chunk in chunks(asserting, 500):  # what a record says about its relations replaces what it said
+            connection.execute(delete(Association).where(Association.source_id.in_(chunk)))
+        if links:
+            upsert(connection, Association, list(links.values()))
+        for loser, survivor in merges:
+            mark_merged(connection, loser, survivor, now)
+
+    def _link(self, links: dict[tuple[str, str], dict[str, Any]], from_id: str, to_id: str, label: str | None,
+              primary: bool, source: str, deleted: bool, now: datetime) -> None:
+        links[(from_id, to_id)] = {"from_id": from_id, "to_id": to_id, "system": self.system, "label": label,
+                                   "is_primary": primary, "source_id": source, "is_deleted": deleted,
+                                   "updated_at": now}
+
+    def _source_row(self, item: _Planned, entity: str, now: datetime, *, key: str | None = None,
+                    merged_into: str | None = None) -> dict[str, Any]:
+        record = item.record
+        key = key or item.key
+        _, object_type, remote_id = key.split(":", 2)
+        return {
+            "id": key, "system": self.system, "object_type": object_type, "remote_id": remote_id,
+            "entity": entity, "canonical_id": None if entity == "person" else key,
+            "remote_created_at": record.created_at, "remote_updated_at": record.modified_at,
+            "first_seen_at": now, "last_seen_at": now, "is_deleted": record.deleted,
+            "deleted_at": now if record.deleted else None, "merged_into": merged_into,
+            "raw": record.data if key == item.key else None, "raw_hash": item.raw_hash,
+            "last_run_id": self.run_id,
+        }
+
+    def _upsert_entity(self, connection: Connection, entity: str, items: list[dict[str, Any]]) -> None:
+        table = CANONICAL_TABLES[entity]
+        if entity == "person":
+            for item in items:
+                item["keys_version"] = None  # identity recomputes this record's match keys
+            update_columns = [k for k in items[0] if k not in PERSON_OWNED_BY_IDENTITY | {"id"}]
+            upsert(connection, table, items, update=update_columns)
+        else:
+            upsert(connection, table, items)
+
+    # ------------------------------------------------------------------ quarantine
+    def _quarantine(self, connection: Connection, object_type: str, items: list[tuple[Record, MappingError]],
+                    now: datetime) -> None:
+        if not items:
+            return
+        rows = [{"system": self.system, "object_type": object_type, "remote_id": record.remote_id,
+                 "reason": error.reason, "detail": error.detail[:2000], "raw": record.data,
+                 "run_id": self.run_id, "first_seen_at": now, "last_seen_at": now, "occurrences": 1,
+                 "resolved_at": None} for record, error in {r.remote_id: (r, e) for r, e in items}.values()]
+        statement_columns = ["reason", "detail", "raw", "run_id", "last_seen_at", "resolved_at"]
+        upsert(connection, Quarantine, rows, conflict=["system", "object_type", "remote_id"],
+               update=statement_columns)
+        keys = [row["remote_id"] for row in rows]
+        for chunk in chunks(keys, 500):
+            connection.execute(update(Quarantine).where(
+                Quarantine.system == self.system, Quarantine.object_type == object_type,
+                Quarantine.remote_id.in_(chunk), Quarantine.first_seen_at < now,
+            ).values(occurrences=Quarantine.occurrences + 1))
+
+    def _resolve_quarantine(self, connection: Connection, object_type: str, remote_ids: list[str],
+                            now: datetime) -> None:
+        for chunk in chunks(remote_ids, 500):
+            connection.execute(update(Quarantine).where(and_(
+                Quarantine.system == self.system, Quarantine.object_type == object_type,
+                Quarantine.remote_id.in_(chunk), Quarantine.resolved_at.is_(None),
+            )).values(resolved_at=now))
+
+
+def mark_merged(connection: Connection, loser: str, survivor: str, now: datetime) -> None:
+    """`loser` was merged into `survivor` in its CRM: tombstone it, remember where it went, and point its
+    relations at the survivor (dropping any the survivor already has)."""
+    system, object_type, remote_id = loser.split(":", 2)
+    existing = fetch_by_ids(connection, SourceRecord, [loser], ["is_deleted"])
+    if loser in existing:
+        connection.execute(update(SourceRecord).where(SourceRecord.id == loser).values(
+            merged_into=survivor, is_deleted=True, deleted_at=now, last_seen_at=now, raw_hash=None))
+    else:
+        upsert(connection, SourceRecord, [{
+            "id": loser, "system": system, "object_type": object_type, "remote_id": remote_id,
+            "entity": "person", "first_seen_at": now, "last_seen_at": now, "is_deleted": True,
+            "deleted_at": now, "merged_into": survivor}], update=[])
+    duplicate = select(Association.from_id).where(Association.to_id == survivor).scalar_subquery()
+    connection.execute(delete(Association).where(Association.to_id == loser, Association.from_id.in_(duplicate)))
+    connection.execute(update(Association).where(Association.to_id == loser).values(to_id=survivor, updated_at=now))
+
+
+def add_to_run(connection: Connection, run_row_id: int, counts: Counts) -> None:
+    values = {name: getattr(SyncRun, name) + amount for name, amount in counts.as_dict().items() if amount}
+    if values:
+        connection.execute(update(SyncRun).where(SyncRun.id == run_row_id).values(**values))

@@ -1,0 +1,203 @@
+"""Settings from environment variables (and an optional `.env`), validated by pydantic-settings.
+
+A CRM is enabled when its credentials are present. Secrets are `SecretStr` (printed as `**********`) and may
+instead come from Prefect Secret blocks named by the `*_BLOCK` variables. `problems()` lists incomplete
+configurations in words an IT admin can act on.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from canonical.db import DEFAULT_DATABASE_URL, normalize_url
+
+SystemName = Literal["hubspot", "salesforce", "dynamics"]
+SYSTEMS: tuple[SystemName, ...] = ("hubspot", "salesforce", "dynamics")
+
+
+def _config(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, env_file=".env", extra="ignore", case_sensitive=False)
+
+
+def secret_value(secret: SecretStr | None, block: str | None) -> str | None:
+    """The secret's value, from the variable or else from the named Prefect Secret block."""
+    if secret is not None and secret.get_secret_value():
+        return secret.get_secret_value()
+    if block:
+        from prefect.blocks.system import Secret
+
+        return str(Secret.load(block).get())
+    return None
+
+
+class HubSpotSettings(BaseSettings):
+    model_config = _config("HUBSPOT_")
+
+    access_token: SecretStr | None = None
+    access_token_block: str | None = Field(None, description="Prefect Secret block holding the token")
+    base_url: str = "https://api.hubapi.com"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.access_token or self.access_token_block)
+
+    def problems(self) -> list[str]:
+        return []
+
+    def token(self) -> str | None:
+        return secret_value(self.access_token, self.access_token_block)
+
+
+class SalesforceSettings(BaseSettings):
+    model_config = _config("SALESFORCE_")
+
+    instance_url: str | None = None
+    access_token: SecretStr | None = None
+    access_token_block: str | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    password_block: str | None = None
+    security_token: SecretStr | None = None
+    security_token_block: str | None = None
+    domain: str = "login"
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    client_secret_block: str | None = None
+    api_version: str = "59.0"
+
+    @property
+    def auth_method(self) -> Literal["session", "password", "client_credentials"] | None:
+        if self.access_token or self.access_token_block:
+            return "session"
+        if self.username:
+            return "password"
+        if self.client_id:
+            return "client_credentials"
+        return None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.instance_url and self.auth_method)
+
+    def problems(self) -> list[str]:
+        method = self.auth_method
+        if not self.instance_url and method:
+            return ["Salesforce credentials are set but SALESFORCE_INSTANCE_URL is missing "
+                    "(e.g. https://acme.my.salesforce.com)"]
+        if method == "password":
+            missing = [name for name, value in (
+                ("SALESFORCE_PASSWORD", self.password or self.password_block),
+                ("SALESFORCE_SECURITY_TOKEN", self.security_token or self.security_token_block),
+            ) if not value]
+            if missing:
+                return [f"SALESFORCE_USERNAME is set but {' and '.join(missing)} "
+                        f"{'is' if len(missing) == 1 else 'are'} missing"]
+        if method == "client_credentials" and not (self.client_secret or self.client_secret_block):
+            return ["SALESFORCE_CLIENT_ID is set but SALESFORCE_CLIENT_SECRET is missing"]
+        if self.instance_url and not method:
+            return ["SALESFORCE_INSTANCE_URL is set but no credentials: set SALESFORCE_ACCESS_TOKEN, or "
+                    "SALESFORCE_USERNAME + SALESFORCE_PASSWORD + SALESFORCE_SECURITY_TOKEN, or "
+                    "SALESFORCE_CLIENT_ID + SALESFORCE_CLIENT_SECRET"]
+        return []
+
+    def secret(self, name: Literal["access_token", "password", "security_token", "client_secret"]) -> str | None:
+        return secret_value(getattr(self, name), getattr(self, f"{name}_block"))
+
+
+class DynamicsSettings(BaseSettings):
+    model_config = _config("DYNAMICS_")
+
+    url: str | None = None
+    access_token: SecretStr | None = None
+    access_token_block: str | None = None
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    client_secret_block: str | None = None
+    token_url: str | None = None
+    api_version: str = "v9.2"
+
+    @property
+    def auth_method(self) -> Literal["token", "client_credentials"] | None:
+        if self.access_token or self.access_token_block:
+            return "token"
+        if self.client_id or self.tenant_id:
+            return "client_credentials"
+        return None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url and self.auth_method)
+
+    def problems(self) -> list[str]:
+        method = self.auth_method
+        if not self.url and method:
+            return ["Dynamics credentials are set but DYNAMICS_URL is missing (e.g. https://acme.crm.dynamics.com)"]
+        if method == "client_credentials":
+            missing = [name for name, value in (
+                ("DYNAMICS_TENANT_ID", self.tenant_id or self.token_url),
+                ("DYNAMICS_CLIENT_ID", self.client_id),
+                ("DYNAMICS_CLIENT_SECRET", self.client_secret or self.client_secret_block),
+            ) if not value]
+            if missing:
+                return [f"Dynamics client-credentials login needs {', '.join(missing)}"]
+        if self.url and not method:
+            return ["DYNAMICS_URL is set but no credentials: set DYNAMICS_ACCESS_TOKEN, or DYNAMICS_TENANT_ID + "
+                    "DYNAMICS_CLIENT_ID + DYNAMICS_CLIENT_SECRET"]
+        return []
+
+    @property
+    def resolved_token_url(self) -> str | None:
+        if self.token_url:
+            return self.token_url
+        if self.tenant_id:
+            return f"https://login.microsoftonline.com/{self.tenant_id}/oauth2/v2.0/token"
+        return None
+
+    def secret(self, name: Literal["access_token", "client_secret"]) -> str | None:
+        return secret_value(getattr(self, name), getattr(self, f"{name}_block"))
+
+
+class Settings(BaseSettings):
+    """Everything Journey Hub reads from the environment."""
+
+    model_config = _config("JOURNEYHUB_")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    mappings_dir: Path | None = Field(None, description="a folder replacing the packaged mappings/")
+    page_task_size: int = Field(5, ge=1, description="pages pulled per Prefect task")
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalize(cls, value: str) -> str:
+        return normalize_url(value.strip())
+
+    @cached_property
+    def hubspot(self) -> HubSpotSettings:
+        return HubSpotSettings()
+
+    @cached_property
+    def salesforce(self) -> SalesforceSettings:
+        return SalesforceSettings()
+
+    @cached_property
+    def dynamics(self) -> DynamicsSettings:
+        return DynamicsSettings()
+
+    def system(self, name: SystemName) -> HubSpotSettings | SalesforceSettings | DynamicsSettings:
+        return getattr(self, name)
+
+    def enabled_systems(self) -> list[SystemName]:
+        return [name for name in SYSTEMS if self.system(name).enabled]
+
+    def problems(self) -> list[str]:
+        return [problem for name in SYSTEMS for problem in self.system(name).problems()]
+
+
+def load_settings() -> Settings:
+    return Settings()

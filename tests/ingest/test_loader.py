@@ -1,0 +1,187 @@
+"""Storing pages: idempotent upserts, cursor committed with its page, tombstones, quarantine, relations,
+merges — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import Engine, select, text
+
+from canonical.models import Association, SourceRecord, SyncRun
+from connectors.base import Page
+from connectors.base import SourceRecord as Record
+from journeyhub.ingest import loader as loader_module
+from journeyhub.ingest.loader import PageLoader
+from journeyhub.ingest.spec import MappingSpec
+
+SPECS = {
+    "contacts": """
+object: contacts
+entity: person
+fields:
+  email: properties.email
+  last_name: properties.lastname
+merges: {from: properties.hs_merged_object_ids, transform: {split: ";"}, ref: contacts}
+""",
+    "deals": """
+object: deals
+entity: deal
+fields:
+  name: properties.dealname
+  opened_at: {from: createdAt, transform: datetime}
+people:
+  - {from: _associations.contacts, ref: contacts}
+""",
+    "notes": """
+object: notes
+entity: interaction
+skip_when: {path: properties.journeyhub_item_id, present: true}
+fields:
+  kind: {value: note}
+  occurred_at: {from: properties.hs_timestamp, transform: datetime}
+""",
+    "roles": """
+object: roles
+entity: association
+fields:
+  from_id: {from: deal, ref: deals}
+  to_id: {from: contact, ref: contacts}
+  label: {value: decision_maker}
+""",
+}
+
+
+def mappings() -> dict[str, MappingSpec]:
+    return {name: MappingSpec.model_validate(yaml.safe_load(text)) for name, text in SPECS.items()}
+
+
+def contact(remote_id: str, email: str, **properties: Any) -> Record:
+    return Record("contacts", remote_id, {"id": remote_id, "properties": {"email": email, "lastname": "Cohen",
+                                                                         **properties}})
+
+
+def deal(remote_id: str, contacts: list[str] | None) -> Record:
+    extra = {} if contacts is None else {"_associations": {"contacts": contacts}}
+    return Record("deals", remote_id, {"id": remote_id, "createdAt": "2025-01-01T00:00:00Z",
+                                       "properties": {"dealname": "D"}}, extra=extra)
+
+
+def rows(engine: Engine, sql: str) -> list[tuple[Any, ...]]:
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(text(sql))]
+
+
+@pytest.fixture
+def hub(engine: Engine) -> PageLoader:
+    return PageLoader(engine, "hubspot", mappings(), run_id="run-1")
+
+
+def test_a_page_and_its_cursor_land_together_and_a_replay_changes_nothing(engine: Engine, hub: PageLoader) -> None:
+    page = Page("contacts", [contact("1", "a@x.io"), contact("2", "b@x.io")], cursor='{"after": 2}', api_calls=1)
+    first = hub.store(page)
+    assert (first.records_read, first.inserted, first.updated, first.unchanged) == (2, 2, 0, 0)
+    assert rows(engine, "SELECT cursor FROM sync_state") == [('{"after": 2}',)]
+    before = rows(engine, "SELECT id, last_seen_at FROM source_record ORDER BY id")
+    again = hub.store(Page("contacts", [contact("1", "a@x.io"), contact("2", "b@x.io")], cursor='{"after": 3}'))
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2)
+    assert rows(engine, "SELECT id, last_seen_at FROM source_record ORDER BY id") == before
+    assert rows(engine, "SELECT cursor FROM sync_state") == [('{"after": 3}',)]
+    changed = hub.store(Page("contacts", [contact("1", "a.new@x.io")], cursor=None))
+    assert changed.updated == 1
+    assert rows(engine, "SELECT email FROM person_record WHERE id = 'hubspot:contacts:1'") == [("a.new@x.io",)]
+    assert rows(engine, "SELECT COUNT(*) FROM person_record") == [(2,)]
+
+
+def test_identity_owned_columns_survive_a_reload(engine: Engine, hub: PageLoader) -> None:
+    hub.store(Page("contacts", [contact("1", "a@x.io")], cursor=None))
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE person_record SET customer_id = 'cus_1', match_rule = 'same_email'"))
+    hub.store(Page("contacts", [contact("1", "changed@x.io")], cursor=None))
+    assert rows(engine, "SELECT customer_id, match_rule, keys_version FROM person_record") == [
+        ("cus_1", "same_email", None)]
+
+
+def test_tombstones_keep_the_row_and_mark_it_deleted(engine: Engine, hub: PageLoader) -> None:
+    hub.store(Page("contacts", [contact("1", "a@x.io")], cursor=None))
+    counts = hub.store(Page("contacts", [Record("contacts", "1", None, deleted=True)], cursor=None))
+    assert counts.deleted == 1
+    assert rows(engine, "SELECT is_deleted FROM source_record") == [(True,)]
+    assert rows(engine, "SELECT COUNT(*) FROM person_record") == [(1,)]
+
+
+def test_bad_records_are_quarantined_and_resolved_when_fixed(engine: Engine, hub: PageLoader) -> None:
+    counts = hub.store(Page("contacts", [contact("1", "a@x.io"), contact("2", "bad@@x.io")], cursor=None))
+    assert (counts.inserted, counts.quarantined) == (1, 1)
+    assert rows(engine, "SELECT remote_id, reason, occurrences FROM quarantine") == [("2", "invalid_email", 1)]
+    hub.store(Page("contacts", [contact("2", "bad@@x.io")], cursor=None))
+    assert rows(engine, "SELECT occurrences, resolved_at IS NULL FROM quarantine") == [(2, True)]
+    hub.store(Page("contacts", [contact("2", "good@x.io")], cursor=None))
+    assert rows(engine, "SELECT resolved_at IS NOT NULL FROM quarantine") == [(True,)]
+
+
+def test_a_record_restating_its_people_replaces_them_and_silence_keeps_them(engine: Engine, hub: PageLoader) -> None:
+    hub.store(Page("deals", [deal("9", ["1", "2"])], cursor=None))
+    assert rows(engine, "SELECT to_id, is_primary FROM association ORDER BY to_id") == [
+        ("hubspot:contacts:1", True), ("hubspot:contacts:2", False)]
+    hub.store(Page("deals", [deal("9", None)], cursor=None))  # e.g. read through search: no associations
+    assert len(rows(engine, "SELECT * FROM association")) == 2
+    hub.store(Page("deals", [deal("9", ["2"])], cursor=None))
+    assert rows(engine, "SELECT to_id FROM association") == [("hubspot:contacts:2",)]
+
+
+def test_relation_records_create_and_tombstone_associations(engine: Engine, hub: PageLoader) -> None:
+    role = Record("roles", "r1", {"deal": "9", "contact": "1"})
+    hub.store(Page("roles", [role], cursor=None))
+    assert rows(engine, "SELECT from_id, to_id, label, is_deleted FROM association") == [
+        ("hubspot:deals:9", "hubspot:contacts:1", "decision_maker", False)]
+    hub.store(Page("roles", [Record("roles", "r1", {"deal": "9", "contact": "1"}, deleted=True)], cursor=None))
+    assert rows(engine, "SELECT is_deleted FROM association") == [(True,)]
+
+
+def test_merges_tombstone_the_loser_and_repoint_its_relations(engine: Engine, hub: PageLoader) -> None:
+    hub.store(Page("contacts", [contact("1", "a@x.io"), contact("2", "a@x.io")], cursor=None))
+    hub.store(Page("deals", [deal("9", ["2"]), deal("8", ["1", "2"])], cursor=None))
+    hub.store(Page("contacts", [contact("1", "a@x.io", hs_merged_object_ids="2;3")], cursor=None))
+    with engine.connect() as connection:
+        losers = connection.execute(select(SourceRecord.id, SourceRecord.is_deleted, SourceRecord.merged_into)
+                                    .where(SourceRecord.merged_into.is_not(None)).order_by(SourceRecord.id)).all()
+        links = connection.execute(select(Association.from_id, Association.to_id).order_by(Association.from_id)).all()
+    assert [tuple(row) for row in losers] == [("hubspot:contacts:2", True, "hubspot:contacts:1"),
+                                              ("hubspot:contacts:3", True, "hubspot:contacts:1")]
+    assert [tuple(row) for row in links] == [("hubspot:deals:8", "hubspot:contacts:1"),
+                                             ("hubspot:deals:9", "hubspot:contacts:1")]
+
+
+def test_the_hubs_own_items_are_skipped_and_counted(engine: Engine, hub: PageLoader) -> None:
+    note = Record("notes", "n1", {"properties": {"hs_timestamp": "2025-01-01T00:00:00Z", "journeyhub_item_id": "jh:x"}})
+    counts = hub.store(Page("notes", [note], cursor=None))
+    assert (counts.skipped, counts.inserted) == (1, 0)
+    assert rows(engine, "SELECT COUNT(*) FROM interaction") == [(0,)]
+
+
+def test_a_failure_mid_page_rolls_back_the_page_and_its_cursor(engine: Engine, hub: PageLoader,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    hub.store(Page("deals", [deal("1", ["1"])], cursor="c1"))
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(loader_module, "mark_merged", broken)
+    with pytest.raises(RuntimeError):
+        hub.store(Page("contacts", [contact("5", "e@x.io", hs_merged_object_ids="6")], cursor="c2"))
+    assert rows(engine, "SELECT object_type, cursor FROM sync_state") == [("deals", "c1")]
+    assert rows(engine, "SELECT COUNT(*) FROM person_record") == [(0,)]
+
+
+def test_run_counters_accumulate_in_the_same_transaction(engine: Engine, hub: PageLoader) -> None:
+    with engine.begin() as connection:
+        run_id = connection.execute(SyncRun.__table__.insert().values(
+            run_id="run-1", direction="pull", system="hubspot", object_type="contacts").returning(SyncRun.id)).scalar()
+    hub.store(Page("contacts", [contact("1", "a@x.io"), contact("2", "x@@y")], cursor=None, api_calls=3), run_id)
+    hub.store(Page("contacts", [contact("1", "a@x.io")], cursor=None, api_calls=1), run_id)
+    with engine.connect() as connection:
+        run = connection.execute(select(SyncRun)).one()
+    assert (run.records_read, run.inserted, run.unchanged, run.quarantined, run.api_calls) == (3, 1, 1, 1, 4)
+    assert [tuple(r) for r in rows(engine, "SELECT COUNT(*) FROM quarantine")] == [(1,)]
