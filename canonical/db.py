@@ -49,7 +49,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = create_engine(url, pool_pre_ping=True, **kwargs)
+            # No server-side prepared statements: a generic plan made while a table was small (a seq scan)
+            # would be kept as the table grows, turning each page's id lookup into a full scan.
+            connect_args = {"prepare_threshold": None} if parsed.get_driver_name() == "psycopg" else {}
+            engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
     except NoDriver:
         raise DatabaseError(
             f"unsupported database {parsed.get_backend_name()!r} in {redact(url)}: "

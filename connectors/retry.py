@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from tenacity import (
@@ -25,17 +26,36 @@ from connectors.errors import AuthError, RetriableError, TokenExpired
 T = TypeVar("T")
 log = logging.getLogger("journeyhub.connectors")
 
-MAX_ATTEMPTS = 8
-MAX_TOTAL_SECONDS = 300.0
-MAX_SINGLE_WAIT = 120.0
-_backoff = wait_exponential_jitter(initial=0.5, max=30, jitter=0.5)
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try. The defaults suit production; tests pass a fast one."""
+
+    max_attempts: int = 8
+    max_seconds: float = 300.0
+    initial_wait: float = 0.5
+    max_backoff: float = 30.0
+    max_vendor_wait: float = 120.0
+
+    def retrying(self) -> Retrying:
+        backoff = wait_exponential_jitter(initial=self.initial_wait, max=self.max_backoff, jitter=self.initial_wait)
+
+        def wait(state: RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome else None
+            if isinstance(error, RetriableError) and error.retry_after is not None:
+                return min(max(error.retry_after, 0.0), self.max_vendor_wait)
+            return backoff(state)
+
+        return Retrying(
+            retry=retry_if_exception_type(RetriableError) & ~retry_if_exception_type(TokenExpired),
+            wait=wait,
+            stop=stop_after_attempt(self.max_attempts) | stop_after_delay(self.max_seconds),
+            before_sleep=_log,
+            reraise=True,
+        )
 
 
-def _wait(state: RetryCallState) -> float:
-    error = state.outcome.exception() if state.outcome else None
-    if isinstance(error, RetriableError) and error.retry_after is not None:
-        return min(max(error.retry_after, 0.0), MAX_SINGLE_WAIT)
-    return _backoff(state)
+DEFAULT_POLICY = RetryPolicy()
 
 
 def _log(state: RetryCallState) -> None:
@@ -43,19 +63,10 @@ def _log(state: RetryCallState) -> None:
     log.warning("retrying after %s (attempt %d): %s", type(error).__name__, state.attempt_number, error)
 
 
-def retrying(max_attempts: int = MAX_ATTEMPTS, max_seconds: float = MAX_TOTAL_SECONDS) -> Retrying:
-    return Retrying(
-        retry=retry_if_exception_type(RetriableError) & ~retry_if_exception_type(TokenExpired),
-        wait=_wait,
-        stop=stop_after_attempt(max_attempts) | stop_after_delay(max_seconds),
-        before_sleep=_log,
-        reraise=True,
-    )
-
-
 def call(fn: Callable[[], T], *, refresh: Callable[[], None] | None = None,
-         max_attempts: int = MAX_ATTEMPTS) -> T:
+         policy: RetryPolicy = DEFAULT_POLICY) -> T:
     """Run `fn` under the retry policy; on TokenExpired, `refresh` once and try again."""
+
     def attempt() -> T:
         try:
             return fn()
@@ -70,4 +81,4 @@ def call(fn: Callable[[], T], *, refresh: Callable[[], None] | None = None,
             raise AuthError(again.system, "authentication failed right after a token refresh; "
                             "check the credentials") from None
 
-    return retrying(max_attempts)(attempt)
+    return policy.retrying()(attempt)

@@ -1,0 +1,95 @@
+"""Pulling one object type from one CRM into the canonical database, resumably.
+
+`pull_pages` stores up to `max_pages` pages starting from the persisted cursor (the unit a Prefect task
+runs); `sync_object` loops it to the end and records the run. Because every page is committed with the
+cursor that follows it, stopping anywhere — a killed process, a crash, a `max_pages` boundary — loses and
+doubles nothing: the next call continues from the last committed page.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine, delete, select
+
+from canonical.models import SyncState
+from connectors.base import Connector
+from connectors.errors import ConnectorError, FatalError
+from journeyhub.ingest.loader import Counts, PageLoader
+from journeyhub.runs import close_run, open_run
+
+log = logging.getLogger("journeyhub.sync")
+
+
+def read_cursor(engine: Engine, system: str, object_type: str) -> str | None:
+    with engine.connect() as connection:
+        return connection.execute(select(SyncState.cursor).where(
+            SyncState.system == system, SyncState.object_type == object_type)).scalar_one_or_none()
+
+
+def reset_cursor(engine: Engine, system: str, object_type: str) -> None:
+    with engine.begin() as connection:
+        connection.execute(delete(SyncState).where(SyncState.system == system, SyncState.object_type == object_type))
+
+
+@dataclass
+class Batch:
+    counts: Counts = field(default_factory=Counts)
+    pages: int = 0
+    done: bool = True
+
+
+def pull_pages(engine: Engine, connector: Connector, loader: PageLoader, object_type: str, *,
+               full: bool = False, max_pages: int | None = None, run_row_id: int | None = None,
+               on_page: Callable[[Counts], None] | None = None) -> Batch:
+    """Store pages from the persisted cursor (or from scratch when `full`) until the end or `max_pages`."""
+    cursor = None if full else read_cursor(engine, connector.system, object_type)
+    batch = Batch()
+    pages = connector.read(object_type, cursor, full=full)
+    try:
+        for page in pages:
+            counts = loader.store(page, run_row_id)
+            batch.counts.add(counts)
+            batch.pages += 1
+            if on_page is not None:
+                on_page(counts)
+            if max_pages is not None and batch.pages >= max_pages:
+                batch.done = False
+                break
+    finally:
+        close = getattr(pages, "close", None)
+        if close is not None:
+            close()
+    return batch
+
+
+@dataclass
+class ObjectSync:
+    system: str
+    object_type: str
+    status: str
+    counts: Counts
+    pages: int
+    error: str | None = None
+
+
+def sync_object(engine: Engine, connector: Connector, loader: PageLoader, object_type: str, *, run_id: str,
+                full: bool = False, on_page: Callable[[Counts], None] | None = None) -> ObjectSync:
+    """Pull one object type to the end, recording the run; connector errors end it as `failed`."""
+    row = open_run(engine, run_id, "pull", connector.system, object_type)
+    try:
+        batch = pull_pages(engine, connector, loader, object_type, full=full, run_row_id=row, on_page=on_page)
+    except ConnectorError as error:
+        log.error("%s %s failed: %s", connector.system, object_type, error)
+        close_run(engine, row, "failed", str(error))
+        if isinstance(error, FatalError):
+            raise
+        return ObjectSync(connector.system, object_type, "failed", Counts(), 0, str(error))
+    except Exception as error:
+        close_run(engine, row, "failed", f"{type(error).__name__}: {error}")
+        raise
+    status = "partial" if batch.counts.quarantined else "succeeded"
+    close_run(engine, row, status)
+    return ObjectSync(connector.system, object_type, status, batch.counts, batch.pages)

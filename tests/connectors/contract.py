@@ -1,0 +1,93 @@
+"""The contract every connector passes, run against its emulator over loopback with the real SDK.
+
+A CRM's test module subclasses `ConnectorContract` and provides one fixture, `harness`, returning a
+`Harness` for a person object type whose emulator holds at least a few hundred records.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import GeneratorType
+
+import pytest
+
+from connectors.base import Connector, Page
+from connectors.errors import AuthError, ConnectorError, FatalError, RetriableError
+
+
+@dataclass
+class Harness:
+    connector: Connector
+    object_type: str
+    live_ids: Callable[[], set[str]]                 # every live record id in the emulator
+    touch: Callable[[str], None]                     # change a record so it reads as modified
+    delete: Callable[[str], None]                    # delete a record so it reads as a tombstone
+    create: Callable[[], str]                        # create a record, return its id
+    bad_token_connector: Callable[[], Connector]     # a connector with credentials the CRM rejects
+    failing_connector: Callable[[], Connector]       # a connector whose every call gets a 503
+    settle: Callable[[], None] = field(default=lambda: None)  # e.g. wait out a search index lag
+
+
+def drain(pages: object) -> tuple[list[Page], str | None]:
+    collected = list(pages)  # type: ignore[call-overload]
+    cursor = next((page.cursor for page in reversed(collected) if page.cursor is not None), None)
+    return collected, cursor
+
+
+def ids(pages: list[Page], deleted: bool | None = None) -> list[str]:
+    return [record.remote_id for page in pages for record in page.records
+            if deleted is None or record.deleted == deleted]
+
+
+class ConnectorContract:
+    """Behaviour every connector must show; subclasses provide the `harness` fixture."""
+
+    def test_check_makes_one_cheap_authenticated_call(self, harness: Harness) -> None:
+        harness.connector.check()
+
+    def test_read_streams_pages_lazily(self, harness: Harness) -> None:
+        pages = harness.connector.read(harness.object_type, None, full=True)
+        assert isinstance(pages, GeneratorType), "read() must be a generator: pages stream, memory stays flat"
+        first = next(pages)
+        assert first.records and first.object_type == harness.object_type
+        pages.close()
+
+    def test_a_full_read_returns_every_record_once_with_its_id(self, harness: Harness) -> None:
+        pages, cursor = drain(harness.connector.read(harness.object_type, None, full=True))
+        seen = ids(pages, deleted=False)
+        assert all(seen) and len(seen) == len(set(seen)), "ids present, each record once"
+        assert set(seen) == harness.live_ids()
+        assert cursor is not None and json.loads(cursor) is not None, "the cursor is a JSON string"
+
+    def test_cursors_round_trip_and_a_second_read_without_changes_returns_nothing(self, harness: Harness) -> None:
+        _, cursor = drain(harness.connector.read(harness.object_type, None, full=True))
+        harness.settle()
+        pages, next_cursor = drain(harness.connector.read(harness.object_type, cursor))
+        assert ids(pages) == []
+        assert next_cursor is None or json.loads(next_cursor) is not None
+
+    def test_changes_created_and_deleted_records_show_up_incrementally(self, harness: Harness) -> None:
+        _, cursor = drain(harness.connector.read(harness.object_type, None, full=True))
+        victims = sorted(harness.live_ids())[:3]
+        harness.touch(victims[0])
+        harness.delete(victims[1])
+        created = harness.create()
+        harness.settle()
+        pages, _ = drain(harness.connector.read(harness.object_type, cursor))
+        assert victims[0] in ids(pages, deleted=False) and created in ids(pages, deleted=False)
+        tombstones = [record for page in pages for record in page.records if record.deleted]
+        assert victims[1] in [record.remote_id for record in tombstones], "deletes come as tombstones"
+        assert all(record.remote_id for record in tombstones), "tombstones carry ids"
+        assert victims[2] not in ids(pages), "unchanged records are not re-read"
+
+    def test_rejected_credentials_are_a_fatal_auth_error(self, harness: Harness) -> None:
+        with pytest.raises(AuthError) as error:
+            drain(harness.bad_token_connector().read(harness.object_type, None, full=True))
+        assert isinstance(error.value, FatalError) and error.value.system == harness.connector.system
+
+    def test_a_persistent_upstream_failure_surfaces_as_retriable_after_bounded_retries(self, harness: Harness) -> None:
+        with pytest.raises(ConnectorError) as error:
+            drain(harness.failing_connector().read(harness.object_type, None, full=True))
+        assert isinstance(error.value, RetriableError)

@@ -1,0 +1,69 @@
+"""Settings: a CRM is enabled by its credentials; incomplete ones are explained; secrets never print."""
+
+from __future__ import annotations
+
+import pytest
+
+from journeyhub.settings import Settings
+
+ALL = [name for prefix in ("HUBSPOT_", "SALESFORCE_", "DYNAMICS_", "JOURNEYHUB_")
+       for name in ("ACCESS_TOKEN", "BASE_URL", "INSTANCE_URL", "USERNAME", "PASSWORD", "SECURITY_TOKEN",
+                    "CLIENT_ID", "CLIENT_SECRET", "URL", "TENANT_ID", "TOKEN_URL", "DATABASE_URL", "DOMAIN")
+       for name in [prefix + name]]
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: pytest.TempPathFactory) -> None:
+    for name in ALL:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+
+
+def test_nothing_configured_means_no_crm_and_the_default_sqlite_file() -> None:
+    settings = Settings()
+    assert settings.enabled_systems() == [] and settings.problems() == []
+    assert settings.database_url == "sqlite:///journeyhub.db"
+
+
+def test_each_crm_is_enabled_by_its_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "pat-na1-secret")
+    monkeypatch.setenv("SALESFORCE_INSTANCE_URL", "http://127.0.0.1:9000")
+    monkeypatch.setenv("SALESFORCE_CLIENT_ID", "id")
+    monkeypatch.setenv("SALESFORCE_CLIENT_SECRET", "s3cret")
+    monkeypatch.setenv("DYNAMICS_URL", "https://acme.crm.dynamics.com")
+    monkeypatch.setenv("DYNAMICS_TENANT_ID", "t")
+    monkeypatch.setenv("DYNAMICS_CLIENT_ID", "c")
+    monkeypatch.setenv("DYNAMICS_CLIENT_SECRET", "s")
+    settings = Settings()
+    assert settings.enabled_systems() == ["hubspot", "salesforce", "dynamics"]
+    assert settings.salesforce.auth_method == "client_credentials"
+    assert settings.dynamics.resolved_token_url == "https://login.microsoftonline.com/t/oauth2/v2.0/token"
+    assert settings.problems() == []
+
+
+def test_incomplete_credentials_are_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SALESFORCE_INSTANCE_URL", "https://acme.my.salesforce.com")
+    monkeypatch.setenv("SALESFORCE_USERNAME", "ops@acme.com")
+    monkeypatch.setenv("DYNAMICS_CLIENT_ID", "c")
+    problems = Settings().problems()
+    assert "SALESFORCE_USERNAME is set but SALESFORCE_PASSWORD and SALESFORCE_SECURITY_TOKEN are missing" in problems
+    assert any("DYNAMICS_URL is missing" in problem for problem in problems)
+
+
+def test_secrets_never_appear_in_reprs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "pat-na1-very-secret")
+    monkeypatch.setenv("SALESFORCE_PASSWORD", "hunter2")
+    settings = Settings()
+    text = repr(settings.hubspot) + str(settings.hubspot) + repr(settings.salesforce)
+    assert "very-secret" not in text and "hunter2" not in text
+    assert settings.hubspot.token() == "pat-na1-very-secret"
+
+
+def test_plain_postgresql_urls_mean_psycopg(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOURNEYHUB_DATABASE_URL", "postgresql://hub@db:5432/journeyhub")
+    assert Settings().database_url == "postgresql+psycopg://hub@db:5432/journeyhub"
+
+
+def test_dotenv_is_read(tmp_path: pytest.TempPathFactory) -> None:
+    (tmp_path / ".env").write_text("HUBSPOT_ACCESS_TOKEN=from-dotenv\n")  # type: ignore[operator]
+    assert Settings().hubspot.token() == "from-dotenv"
