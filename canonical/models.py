@@ -225,9 +225,24 @@ class Customer(SQLModel, table=True):
     merged_into_id: str | None = Field(default=None, max_length=40, index=True)
     merged_at: datetime | None = _time()
     segment: str | None = Field(default=None, max_length=32)
-    segment_as_of: datetime | None = _time()
+    segment_since: datetime | None = _time()
+    first_purchase_at: datetime | None = _time()
+    last_activity_at: datetime | None = _time()
+    last_return_at: datetime | None = _time()
     last_interaction_at: datetime | None = _time()
     last_interaction_channel: str | None = Field(default=None, max_length=16)
+
+
+class CustomerLink(SQLModel, table=True):
+    """Which customers a deal, ticket or interaction belongs to, maintained by identity resolution from the
+    associations (to person records by source key, or by normalised email) — and, for an activity logged on
+    a deal or ticket, through that deal's or ticket's people."""
+
+    __tablename__ = "customer_link"
+    __table_args__ = (Index("ix_customer_link_customer", "customer_id"),)
+
+    entity_id: str = Field(primary_key=True, max_length=KEY)
+    customer_id: str = Field(primary_key=True, max_length=40)
 
 
 class LifecycleStageDef(SQLModel, table=True):

@@ -1,9 +1,7 @@
 """The SQL views that are the public contract for analysts and downstream tools (docs/schema.md).
 
-Names and columns are fixed; new columns may only be appended. `entity_customer` is a helper view (also
-documented) that says which customers a deal, ticket or interaction belongs to: through its associations to
-person records (by source key, or by normalised email for CRMs that only know an address), and — for an
-activity logged on a deal or ticket — through that deal's or ticket's people.
+Names and columns are fixed; new columns may only be appended. They read `customer_link`, the table identity
+resolution keeps, to know which customers a deal, ticket or interaction belongs to.
 
 Migrations create the views from here; a change to a view ships in a new migration that recreates it.
 """
@@ -25,31 +23,11 @@ CONTRACT_VIEWS: dict[str, list[str]] = {
         "stage", "stage_order", "customers", "reached", "conversion_to_next", "median_days_in_stage",
     ],
 }
-HELPER_VIEWS: dict[str, list[str]] = {"entity_customer": ["entity_id", "customer_id"]}
+HELPER_VIEWS: dict[str, list[str]] = {}
 
 # Creation order matters: later views read earlier ones.
-VIEW_ORDER = ["entity_customer", "customer_sources", "lifecycle_history", "unified_timeline",
+VIEW_ORDER = ["customer_sources", "lifecycle_history", "unified_timeline",
               "customer_360", "lifecycle_funnel"]
-
-ENTITY_CUSTOMER = """
-SELECT a.from_id AS entity_id, p.customer_id AS customer_id
-  FROM association a JOIN person_record p ON p.id = a.to_id
- WHERE a.is_deleted = {false} AND p.customer_id IS NOT NULL
-UNION
-SELECT a.from_id, p.customer_id
-  FROM association a JOIN person_record p ON p.email_key = a.to_id
- WHERE a.is_deleted = {false} AND p.customer_id IS NOT NULL
-UNION
-SELECT i.id, p.customer_id
-  FROM interaction i JOIN association a ON a.from_id = i.deal_id
-  JOIN person_record p ON p.id = a.to_id
- WHERE a.is_deleted = {false} AND p.customer_id IS NOT NULL
-UNION
-SELECT i.id, p.customer_id
-  FROM interaction i JOIN association a ON a.from_id = i.ticket_id
-  JOIN person_record p ON p.id = a.to_id
- WHERE a.is_deleted = {false} AND p.customer_id IS NOT NULL
-"""
 
 CUSTOMER_SOURCES = """
 SELECT p.customer_id AS customer_id, s.system AS system, s.object_type AS object_type,
@@ -69,25 +47,25 @@ UNIFIED_TIMELINE = """
 SELECT ec.customer_id AS customer_id, i.occurred_at AS occurred_at, s.system AS system, i.kind AS kind,
        i.channel AS channel, i.direction AS direction, i.subject AS title, i.body AS detail,
        s.remote_id AS remote_id
-  FROM interaction i JOIN entity_customer ec ON ec.entity_id = i.id JOIN source_record s ON s.id = i.id
+  FROM interaction i JOIN customer_link ec ON ec.entity_id = i.id JOIN source_record s ON s.id = i.id
 UNION ALL
 SELECT ec.customer_id, d.opened_at, s.system, 'deal_created', 'other', NULL, d.name,
        d.stage_label, s.remote_id
-  FROM deal d JOIN entity_customer ec ON ec.entity_id = d.id JOIN source_record s ON s.id = d.id
+  FROM deal d JOIN customer_link ec ON ec.entity_id = d.id JOIN source_record s ON s.id = d.id
  WHERE d.opened_at IS NOT NULL
 UNION ALL
 SELECT ec.customer_id, d.closed_at, s.system, 'deal_' || d.status, 'other', NULL, d.name,
        d.stage_label, s.remote_id
-  FROM deal d JOIN entity_customer ec ON ec.entity_id = d.id JOIN source_record s ON s.id = d.id
+  FROM deal d JOIN customer_link ec ON ec.entity_id = d.id JOIN source_record s ON s.id = d.id
  WHERE d.status IN ('won', 'lost') AND d.closed_at IS NOT NULL
 UNION ALL
 SELECT ec.customer_id, t.opened_at, s.system, 'ticket_opened', COALESCE(t.channel, 'support'),
        'inbound', t.subject, t.body, s.remote_id
-  FROM ticket t JOIN entity_customer ec ON ec.entity_id = t.id JOIN source_record s ON s.id = t.id
+  FROM ticket t JOIN customer_link ec ON ec.entity_id = t.id JOIN source_record s ON s.id = t.id
 UNION ALL
 SELECT ec.customer_id, t.closed_at, s.system, 'ticket_closed', COALESCE(t.channel, 'support'),
        'outbound', t.subject, t.status, s.remote_id
-  FROM ticket t JOIN entity_customer ec ON ec.entity_id = t.id JOIN source_record s ON s.id = t.id
+  FROM ticket t JOIN customer_link ec ON ec.entity_id = t.id JOIN source_record s ON s.id = t.id
  WHERE t.closed_at IS NOT NULL
 """
 
@@ -107,13 +85,13 @@ SELECT c.id AS customer_id, c.email AS email, c.full_name AS full_name, c.phone 
                SUM(CASE WHEN d.status = 'open' THEN 1 ELSE 0 END) AS open_deals,
                SUM(CASE WHEN d.status = 'won' THEN 1 ELSE 0 END) AS won_deals,
                SUM(CASE WHEN d.status = 'won' THEN COALESCE(d.amount, 0) ELSE 0 END) AS won_amount
-          FROM deal d JOIN entity_customer ec ON ec.entity_id = d.id
+          FROM deal d JOIN customer_link ec ON ec.entity_id = d.id
           JOIN source_record s ON s.id = d.id
          WHERE s.is_deleted = {false}
          GROUP BY ec.customer_id) d ON d.customer_id = c.id
   LEFT JOIN (
         SELECT ec.customer_id AS customer_id, COUNT(*) AS open_tickets
-          FROM ticket t JOIN entity_customer ec ON ec.entity_id = t.id
+          FROM ticket t JOIN customer_link ec ON ec.entity_id = t.id
           JOIN source_record s ON s.id = t.id
          WHERE t.is_closed = {false} AND s.is_deleted = {false}
          GROUP BY ec.customer_id) t ON t.customer_id = c.id
@@ -170,7 +148,6 @@ def view_sql(dialect: str) -> dict[str, str]:
         days = "julianday(exited_at) - julianday(entered_at)"
         median = SQLITE_MEDIAN
     bodies = {
-        "entity_customer": ENTITY_CUSTOMER,
         "customer_sources": CUSTOMER_SOURCES,
         "lifecycle_history": LIFECYCLE_HISTORY,
         "unified_timeline": UNIFIED_TIMELINE,

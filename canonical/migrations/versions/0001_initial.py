@@ -1,4 +1,4 @@
-"""initial canonical schema and contract views
+"""Initial canonical schema and the contract views
 
 Revision ID: 0001
 Revises: 
@@ -63,13 +63,24 @@ def upgrade() -> None:
     sa.Column('merged_into_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
     sa.Column('merged_at', canonical.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('segment', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
-    sa.Column('segment_as_of', canonical.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('segment_since', canonical.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('first_purchase_at', canonical.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_activity_at', canonical.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_return_at', canonical.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_interaction_at', canonical.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_interaction_channel', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('customer', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_customer_merged_into_id'), ['merged_into_id'], unique=False)
+
+    op.create_table('customer_link',
+    sa.Column('entity_id', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
+    sa.Column('customer_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.PrimaryKeyConstraint('entity_id', 'customer_id')
+    )
+    with op.batch_alter_table('customer_link', schema=None) as batch_op:
+        batch_op.create_index('ix_customer_link_customer', ['customer_id'], unique=False)
 
     op.create_table('deal',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
@@ -347,6 +358,10 @@ def downgrade() -> None:
 
     op.drop_table('interaction')
     op.drop_table('deal')
+    with op.batch_alter_table('customer_link', schema=None) as batch_op:
+        batch_op.drop_index('ix_customer_link_customer')
+
+    op.drop_table('customer_link')
     with op.batch_alter_table('customer', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_customer_merged_into_id'))
 

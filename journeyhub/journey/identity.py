@@ -1,0 +1,330 @@
+"""Identity resolution: person records (contacts and leads in every CRM) → customers with stable ids.
+
+1. Match keys (normalised email, E.164 phone) are (re)computed for records whose keys are stale.
+2. Records are clustered with the rules of `mappings/identity.yaml` — source merges, lead conversions,
+   cross-system ids, same email, same phone — transitively (A~B, B~C ⇒ one customer) with a union-find,
+   so the result does not depend on the order records are read in.
+3. Each cluster gets a customer id. An id, once issued, stays with the records that carry it; when two
+   customers' records meet, the older id survives and the other is recorded as merged into it; when a
+   customer's records split apart, the larger part keeps the id.
+4. The golden record takes each field from the record its survivorship rule prefers; a non-empty value
+   always beats an empty one.
+Every record keeps the rule (and the key and record) that linked it, so the hub can explain a match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy.engine import Connection
+
+from canonical.models import Customer, PersonRecord, SourceRecord
+from canonical.types import utcnow
+from canonical.upsert import chunks, upsert
+from journeyhub.journey.identity_config import GOLDEN_FIELDS, FieldSurvivorship, IdentityConfig
+from journeyhub.journey.keys import email_key, keys_fingerprint, phone_key
+
+NEVER = datetime.min.replace(tzinfo=None)
+
+
+@dataclass(slots=True)
+class Person:
+    """What identity resolution needs of one person record."""
+
+    id: str
+    system: str
+    kind: str
+    email: str | None
+    phone: str | None
+    email_key: str | None
+    phone_key: str | None
+    keys_version: str | None
+    converted_to: str | None
+    xrefs: list[str]
+    merged_into: str | None
+    is_deleted: bool
+    created: datetime | None
+    updated: datetime | None
+    customer_id: str | None
+    match_rule: str | None
+    match_evidence: str | None
+    values: dict[str, Any]
+
+
+@dataclass
+class Match:
+    rule: str
+    evidence: str
+
+
+class UnionFind:
+    def __init__(self, items: list[str]) -> None:
+        self.parent = {item: item for item in items}
+
+    def find(self, item: str) -> str:
+        root = item
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[item] != root:
+            self.parent[item], item = root, self.parent[item]
+        return root
+
+    def union(self, a: str, b: str) -> bool:
+        root_a, root_b = self.find(a), self.find(b)
+        if root_a == root_b:
+            return False
+        low, high = sorted((root_a, root_b))
+        self.parent[high] = low
+        return True
+
+
+@dataclass
+class Resolution:
+    """The outcome of one resolution pass."""
+
+    clusters: dict[str, list[str]]                  # customer id → person record ids
+    matches: dict[str, Match]                       # person id → the rule that linked it
+    merged: dict[str, str] = field(default_factory=dict)          # merged-away customer → survivor
+    changed_people: set[str] = field(default_factory=set)         # person ids whose customer changed
+    changed_keys: set[str] = field(default_factory=set)           # email keys that appeared or disappeared
+    touched_customers: set[str] = field(default_factory=set)      # customers whose records or golden changed
+    new_customers: set[str] = field(default_factory=set)          # ids issued by this pass
+
+
+def customer_id_for(seed: str) -> str:
+    return "cus_" + hashlib.sha1(seed.encode()).hexdigest()[:20]
+
+
+# ------------------------------------------------------------------------------------------- clustering
+def match_edges(people: dict[str, Person], config: IdentityConfig) -> list[tuple[str, str, str, str]]:
+    """(rule id, record a, record b, evidence) for every link the enabled rules make, in rule order."""
+    edges: list[tuple[str, str, str, str]] = []
+    for rule in config.rules:
+        if not rule.enabled:
+            continue
+        if rule.type in {"source_merge", "conversion", "xref"}:
+            for person in people.values():
+                targets = {"source_merge": [person.merged_into], "conversion": [person.converted_to],
+                           "xref": person.xrefs}[rule.type]
+                for target in sorted(t for t in targets if t and t in people and t != person.id):
+                    edges.append((rule.id, person.id, target, f"{rule.type}: {person.id} → {target}"))
+            continue
+        attribute = "email_key" if rule.type == "email" else "phone_key"
+        groups: dict[str, list[str]] = defaultdict(list)
+        for person in people.values():
+            key = getattr(person, attribute)
+            if key:
+                groups[key].append(person.id)
+        for key, members in groups.items():
+            if len(members) < 2 or (rule.max_cluster_share and len(members) > rule.max_cluster_share):
+                continue
+            first, *others = sorted(members)
+            edges += [(rule.id, first, other, f"same {rule.type} {key.removeprefix('email:')}") for other in others]
+    return edges
+
+
+def cluster(people: dict[str, Person], config: IdentityConfig) -> tuple[dict[str, list[str]], dict[str, Match]]:
+    """Transitive clusters (root → sorted members) and, per record, the highest-priority rule linking it."""
+    union = UnionFind(sorted(people))
+    matches: dict[str, Match] = {}
+    for rule_id, a, b, evidence in match_edges(people, config):
+        union.union(a, b)
+        for person, other in ((a, b), (b, a)):
+            if person not in matches:
+                matches[person] = Match(rule_id, f"{evidence} (matched {other})")
+    clusters: dict[str, list[str]] = defaultdict(list)
+    for person_id in sorted(people):
+        clusters[union.find(person_id)].append(person_id)
+    return dict(clusters), matches
+
+
+# ------------------------------------------------------------------------------------------- stable ids
+def assign_ids(clusters: dict[str, list[str]], people: dict[str, Person],
+               issued: dict[str, datetime | None]) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Customer id per cluster and the merges implied: ids survive; in a merge the customer first seen
+    earliest (`issued` maps existing ids to their first-seen time) keeps its id; on a split the part holding
+    most of an id's records keeps it."""
+    claims: dict[str, Counter[str]] = {root: Counter(people[m].customer_id for m in members
+                                                     if people[m].customer_id) for root, members in clusters.items()}
+
+    def age(customer: str) -> tuple[datetime, str]:
+        created = issued.get(customer)
+        return (created.replace(tzinfo=None) if created else NEVER, customer)
+
+    # Which cluster keeps each existing id: the one holding most of its records (then the smallest member).
+    keeper: dict[str, str] = {}
+    for root, counter in claims.items():
+        for customer, count in counter.items():
+            rival = keeper.get(customer)
+            if rival is None or (count, _neg(root)) > (claims[rival][customer], _neg(rival)):
+                keeper[customer] = root
+    assigned: dict[str, list[str]] = {}
+    merged: dict[str, str] = {}
+    taken: set[str] = set()
+    for root in sorted(clusters):
+        kept = sorted((customer for customer, holder in keeper.items() if holder == root), key=age)
+        if kept:
+            chosen = kept[0]
+            merged.update({loser: chosen for loser in kept[1:]})
+        else:
+            chosen = _fresh_id(clusters[root], issued, taken)
+        taken.add(chosen)
+        assigned[chosen] = clusters[root]
+    return assigned, merged
+
+
+def _neg(root: str) -> tuple[int, ...]:
+    return tuple(-ord(character) for character in root)
+
+
+def _fresh_id(members: list[str], issued: dict[str, datetime | None], taken: set[str]) -> str:
+    for member in members:
+        candidate = customer_id_for(member)
+        if candidate not in taken and candidate not in issued:
+            return candidate
+    salt = 0
+    while (candidate := customer_id_for(f"{members[0]}#{salt}")) in taken or candidate in issued:
+        salt += 1
+    return candidate
+
+
+# ------------------------------------------------------------------------------------------- golden record
+def golden(members: list[Person], config: IdentityConfig) -> dict[str, Any]:
+    record: dict[str, Any] = {}
+    for name in GOLDEN_FIELDS:
+        rule = config.field_rule(name)
+        candidates = [person for person in members if person.values.get(name) not in (None, "")]
+        record[name] = (candidates and min(candidates, key=lambda p: _preference(p, rule)).values[name]) or None
+    if not record["full_name"]:
+        record["full_name"] = " ".join(part for part in (record["first_name"], record["last_name"]) if part) or None
+    created = [person.created for person in members if person.created]
+    record["first_seen_at"] = min(created) if created else None
+    return record
+
+
+def _preference(person: Person, rule: FieldSurvivorship) -> tuple[Any, ...]:
+    updated = (person.updated or person.created)
+    recency = -updated.timestamp() if updated else 0.0
+    created = person.created.timestamp() if person.created else float("inf")
+    order = {"most_recent": (recency,), "oldest": (created,),
+             "source_priority": (rule.priority.index(person.system) if person.system in rule.priority else 99,
+                                 recency)}[rule.strategy]
+    lead_last = person.kind != "contact" if rule.prefer_contacts else False
+    return (person.is_deleted, lead_last, *order, person.id)
+
+
+# ------------------------------------------------------------------------------------------- the pass
+class IdentityResolver:
+    def __init__(self, engine: Engine, config: IdentityConfig) -> None:
+        self.engine = engine
+        self.config = config
+        self.fingerprint = keys_fingerprint(config)
+
+    def resolve(self) -> Resolution:
+        people = self._load_people()
+        changed_keys = self._refresh_keys(people)
+        clusters, matches = cluster(people, self.config)
+        issued = self._issued()
+        assigned, merged = assign_ids(clusters, people, issued)
+        resolution = Resolution(assigned, matches, merged, changed_keys=changed_keys,
+                                new_customers=set(assigned) - set(issued))
+        self._write(resolution, people, issued)
+        return resolution
+
+    def _load_people(self) -> dict[str, Person]:
+        columns = [PersonRecord.id, SourceRecord.system, PersonRecord.kind, PersonRecord.email, PersonRecord.phone,
+                   PersonRecord.email_key, PersonRecord.phone_key, PersonRecord.keys_version,
+                   PersonRecord.converted_to, PersonRecord.xrefs, SourceRecord.merged_into, SourceRecord.is_deleted,
+                   SourceRecord.remote_created_at, SourceRecord.first_seen_at, SourceRecord.remote_updated_at,
+                   PersonRecord.customer_id, PersonRecord.match_rule, PersonRecord.match_evidence,
+                   *[getattr(PersonRecord, name) for name in GOLDEN_FIELDS]]
+        people: dict[str, Person] = {}
+        with self.engine.connect() as connection:
+            rows = connection.execution_options(yield_per=5000).execute(
+                select(*columns).join(SourceRecord, SourceRecord.id == PersonRecord.id))
+            for row in rows:
+                people[row[0]] = Person(
+                    id=row[0], system=row[1], kind=row[2], email=row[3], phone=row[4], email_key=row[5],
+                    phone_key=row[6], keys_version=row[7], converted_to=row[8], xrefs=list(row[9] or []),
+                    merged_into=row[10], is_deleted=bool(row[11]), created=row[12] or row[13], updated=row[14],
+                    customer_id=row[15], match_rule=row[16], match_evidence=row[17],
+                    values=dict(zip(GOLDEN_FIELDS, row[18:], strict=True)))
+        return people
+
+    def _refresh_keys(self, people: dict[str, Person]) -> set[str]:
+        """Recompute stale match keys; returns the email keys that changed (old and new)."""
+        stale = [person for person in people.values() if person.keys_version != self.fingerprint]
+        changed: set[str] = set()
+        for person in stale:
+            old = person.email_key
+            person.email_key = email_key(person.email, self.config)
+            if old != person.email_key:
+                changed |= {key for key in (old, person.email_key) if key}
+            person.phone_key = phone_key(person.phone, self.config)
+            person.keys_version = self.fingerprint
+        statement = update(PersonRecord).where(PersonRecord.id == bindparam("pid")).values(
+            email_key=bindparam("ek"), phone_key=bindparam("pk"), keys_version=bindparam("kv"))
+        with self.engine.begin() as connection:
+            for chunk in chunks(stale, 5000):
+                connection.execute(statement, [{"pid": p.id, "ek": p.email_key, "pk": p.phone_key,
+                                                "kv": p.keys_version} for p in chunk])
+        return changed
+
+    def _issued(self) -> dict[str, datetime | None]:
+        """Existing customer ids and when each was first seen (the older one survives a merge)."""
+        with self.engine.connect() as connection:
+            return dict(connection.execute(select(Customer.id, Customer.first_seen_at)).all())
+
+    def _write(self, resolution: Resolution, people: dict[str, Person], issued: dict[str, datetime | None]) -> None:
+        now = utcnow()
+        existing = self._existing_customers()
+        person_updates, customers = [], []
+        for customer_id, members in resolution.clusters.items():
+            group = [people[member] for member in members]
+            record = {"id": customer_id, **golden(group, self.config)}
+            if existing.get(customer_id) != _comparable(record):
+                resolution.touched_customers.add(customer_id)
+                customers.append({**record, "created_at": now, "updated_at": now, "merged_into_id": None,
+                                  "merged_at": None})
+            for person in group:
+                match = resolution.matches.get(person.id)
+                rule, evidence = (match.rule, match.evidence) if match else ("first_record", "no other record matched")
+                if (person.customer_id, person.match_rule, person.match_evidence) != (customer_id, rule, evidence):
+                    if person.customer_id != customer_id:
+                        resolution.changed_people.add(person.id)
+                        resolution.touched_customers.add(customer_id)
+                        if person.customer_id:
+                            resolution.touched_customers.add(person.customer_id)
+                    person_updates.append({"pid": person.id, "cid": customer_id, "rule": rule, "ev": evidence})
+        with self.engine.begin() as connection:
+            self._apply(connection, customers, person_updates, resolution, now)
+
+    def _existing_customers(self) -> dict[str, tuple[Any, ...]]:
+        columns = [Customer.id, *[getattr(Customer, name) for name in (*GOLDEN_FIELDS, "first_seen_at")],
+                   Customer.merged_into_id]
+        with self.engine.connect() as connection:
+            return {row[0]: tuple(row[1:]) for row in connection.execute(select(*columns))}
+
+    def _apply(self, connection: Connection, customers: list[dict[str, Any]], person_updates: list[dict[str, Any]],
+               resolution: Resolution, now: datetime) -> None:
+        if customers:  # created_at is written once, when the id is issued
+            upsert(connection, Customer, customers,
+                   update=[*GOLDEN_FIELDS, "first_seen_at", "updated_at", "merged_into_id", "merged_at"])
+        statement = update(PersonRecord).where(PersonRecord.id == bindparam("pid")).values(
+            customer_id=bindparam("cid"), match_rule=bindparam("rule"), match_evidence=bindparam("ev"))
+        link = update(SourceRecord).where(SourceRecord.id == bindparam("pid")).values(canonical_id=bindparam("cid"))
+        for chunk in chunks(person_updates, 5000):
+            connection.execute(statement, list(chunk))
+            connection.execute(link, [{"pid": item["pid"], "cid": item["cid"]} for item in chunk])
+        for loser, survivor in resolution.merged.items():
+            connection.execute(update(Customer).where(Customer.id == loser).values(
+                merged_into_id=survivor, merged_at=now, updated_at=now))
+
+
+def _comparable(record: dict[str, Any]) -> tuple[Any, ...]:
+    return (*[record[name] for name in GOLDEN_FIELDS], record["first_seen_at"], None)

@@ -1,0 +1,110 @@
+"""`customer_link`: which customers each deal, ticket and interaction belongs to.
+
+Derived from associations (to a person record by source key, or to `email:<address>` for events that only
+know an address) and, for an activity logged on a deal or ticket, that deal's or ticket's people. Kept
+incrementally: only entities that changed since the last pass, or whose people moved to another customer,
+are recomputed; the first pass (or a large change) rebuilds the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import Connection
+
+from canonical.upsert import chunks
+
+DERIVE = """
+SELECT a.from_id AS entity_id, p.customer_id AS customer_id
+  FROM association a JOIN person_record p ON p.id = a.to_id
+ WHERE a.is_deleted = {false} AND p.customer_id IS NOT NULL {only_a}
+UNION
+SELECT a.from_id, p.customer_id
+  FROM association a JOIN person_record p ON p.email_key = a.to_id
+ WHERE a.is_deleted = {false} AND p.customer_id IS NOT NULL {only_a}
+UNION
+SELECT i.id, p.customer_id
+  FROM interaction i JOIN association a ON a.from_id = i.deal_id JOIN person_record p ON p.id = a.to_id
+ WHERE a.is_deleted = {false} AND p.customer_id IS NOT NULL {only_i}
+UNION
+SELECT i.id, p.customer_id
+  FROM interaction i JOIN association a ON a.from_id = i.ticket_id JOIN person_record p ON p.id = a.to_id
+ WHERE a.is_deleted = {false} AND p.customer_id IS NOT NULL {only_i}
+"""
+
+REBUILD_SHARE = 0.3  # above this share of entities affected, rebuilding is cheaper than patching
+
+
+def _derive(dialect: str, restricted: bool) -> str:
+    false = "false" if dialect == "postgresql" else "0"
+    only_a = "AND a.from_id IN (SELECT id FROM link_scope)" if restricted else ""
+    only_i = "AND i.id IN (SELECT id FROM link_scope)" if restricted else ""
+    return DERIVE.format(false=false, only_a=only_a, only_i=only_i)
+
+
+def rebuild(connection: Connection) -> None:
+    connection.execute(text("DELETE FROM customer_link"))
+    derive = _derive(connection.dialect.name, restricted=False)
+    connection.execute(text(f"INSERT INTO customer_link (entity_id, customer_id) {derive}"))
+
+
+def _scope_table(connection: Connection) -> None:
+    connection.execute(text("DROP TABLE IF EXISTS link_scope"))
+    connection.execute(text("CREATE TEMPORARY TABLE link_scope (id VARCHAR(320) PRIMARY KEY)"))
+
+
+def _add_to_scope(connection: Connection, select_sql: str, params: dict[str, object] | None = None) -> None:
+    connection.execute(text(f"INSERT INTO link_scope (id) SELECT DISTINCT x.id FROM ({select_sql}) x "
+                            "WHERE x.id NOT IN (SELECT id FROM link_scope)"), params or {})
+
+
+def _add_ids(connection: Connection, ids: Iterable[str]) -> None:
+    for chunk in chunks(sorted(set(ids)), 500):
+        placeholders = ", ".join(f":p{index}" for index in range(len(chunk)))
+        params = {f"p{index}": value for index, value in enumerate(chunk)}
+        _add_to_scope(connection, f"SELECT from_id AS id FROM association WHERE to_id IN ({placeholders})", params)
+
+
+def refresh(engine: Engine, since: datetime | None, moved_people: set[str], moved_email_keys: set[str]) -> set[str]:
+    """Recompute links of entities changed since `since` or attached to people who changed customer;
+    returns the customers whose links changed (before or after). `since=None` rebuilds everything."""
+    with engine.begin() as connection:
+        if since is None:
+            rebuild(connection)
+            return {row[0] for row in connection.execute(text("SELECT DISTINCT customer_id FROM customer_link"))}
+        _scope_table(connection)
+        _add_to_scope(connection, "SELECT id FROM source_record WHERE entity IN ('deal', 'ticket', 'interaction') "
+                                  "AND last_seen_at > :since", {"since": _bind_time(connection, since)})
+        _add_to_scope(connection, "SELECT from_id AS id FROM association WHERE updated_at > :since",
+                      {"since": _bind_time(connection, since)})
+        _add_ids(connection, moved_people | moved_email_keys)
+        _add_to_scope(connection, "SELECT i.id FROM interaction i WHERE i.deal_id IN (SELECT id FROM link_scope) "
+                                  "OR i.ticket_id IN (SELECT id FROM link_scope)")
+        scoped = connection.execute(text("SELECT COUNT(*) FROM link_scope")).scalar_one()
+        total = connection.execute(text("SELECT COUNT(*) FROM source_record WHERE entity IN "
+                                        "('deal', 'ticket', 'interaction')")).scalar_one()
+        if total and scoped > REBUILD_SHARE * total:
+            before = {row[0] for row in connection.execute(text("SELECT DISTINCT customer_id FROM customer_link"))}
+            rebuild(connection)
+            after = {row[0] for row in connection.execute(text("SELECT DISTINCT customer_id FROM customer_link"))}
+            return before | after
+        touched = {row[0] for row in connection.execute(text(
+            "SELECT DISTINCT customer_id FROM customer_link WHERE entity_id IN (SELECT id FROM link_scope)"))}
+        connection.execute(text("DELETE FROM customer_link WHERE entity_id IN (SELECT id FROM link_scope)"))
+        connection.execute(text(f"INSERT INTO customer_link (entity_id, customer_id) "
+                                f"{_derive(connection.dialect.name, True)}"))
+        touched |= {row[0] for row in connection.execute(text(
+            "SELECT DISTINCT customer_id FROM customer_link WHERE entity_id IN (SELECT id FROM link_scope)"))}
+        connection.execute(text("DROP TABLE link_scope"))
+        return touched
+
+
+def _bind_time(connection: Connection, value: datetime) -> object:
+    """Raw SQL compares timestamps as stored: ISO text on SQLite, timestamptz on PostgreSQL."""
+    if connection.dialect.name == "sqlite":
+        from datetime import UTC
+
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value
