@@ -354,6 +354,7 @@ class WritebackLedger(SQLModel, table=True):
     remote_object_type: str | None = Field(default=None, max_length=64)
     remote_id: str | None = Field(default=None, max_length=200)
     content_hash: str | None = Field(default=None, max_length=40)
+    payload: dict[str, Any] | None = _json()
     status: str = Field(default="pushed", max_length=16)  # pushed | failed
     error: str | None = Field(default=None, sa_type=Text)
     attempts: int = 0

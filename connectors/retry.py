@@ -16,6 +16,7 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception_type,
+    retry_if_not_exception_type,
     stop_after_attempt,
     stop_after_delay,
     wait_exponential_jitter,
@@ -47,7 +48,7 @@ class RetryPolicy:
             return backoff(state)
 
         return Retrying(
-            retry=retry_if_exception_type(RetriableError) & ~retry_if_exception_type(TokenExpired),
+            retry=retry_if_exception_type(RetriableError) & retry_if_not_exception_type(TokenExpired),
             wait=wait,
             stop=stop_after_attempt(self.max_attempts) | stop_after_delay(self.max_seconds),
             before_sleep=_log,

@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 from typing import Any
+from urllib.parse import urlsplit
 
 
 class TransformError(ValueError):
@@ -96,6 +97,15 @@ def normalize_email(value: Any) -> str | None:
     return text or None
 
 
+def domain(value: Any) -> str | None:
+    """The host of a web address, without `www.`: `https://www.acme.co.il/about` → `acme.co.il`."""
+    if value is None or str(value).strip() == "":
+        return None
+    text = str(value).strip().lower()
+    host = urlsplit(text if "://" in text else f"http://{text}").hostname or ""
+    return host.removeprefix("www.") or None
+
+
 def _split(value: Any, separator: str | None = None) -> list[str] | None:
     if value is None or value == "":
         return None
@@ -131,6 +141,7 @@ TRANSFORMS: dict[str, Callable[[Any, Any], Any]] = {
     "bool": lambda value, _arg=None: to_bool(value),
     "html_to_text": lambda value, _arg=None: html_to_text(value),
     "email_key": lambda value, _arg=None: normalize_email(value),
+    "domain": lambda value, _arg=None: domain(value),
     "split": _split,
     "first": _first,
     "truncate": _truncate,

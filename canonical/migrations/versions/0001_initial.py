@@ -306,6 +306,7 @@ def upgrade() -> None:
     sa.Column('remote_object_type', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('remote_id', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
     sa.Column('content_hash', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+    sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),

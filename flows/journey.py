@@ -1,0 +1,49 @@
+"""The journey flow: resolve identities → tag lifecycle stages → assign segments."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.runtime import hub_context, publish_journey, under_prefect
+from journeyhub.journey.tagger import Tagger, TagPlan, TagSummary
+from journeyhub.settings import Settings
+
+
+def tagger(settings: Settings) -> Tagger:
+    context = hub_context(settings)
+    return Tagger(context.engine, context.lifecycle, context.identity)
+
+
+@task(name="resolve-identities", cache_policy=NO_CACHE)
+def resolve_identities(settings: Settings, full: bool) -> TagPlan:
+    return tagger(settings).resolve(full=full)
+
+
+@task(name="tag-lifecycle", cache_policy=NO_CACHE)
+def tag_lifecycle(settings: Settings, plan: TagPlan, as_of: datetime | None) -> TagSummary:
+    return tagger(settings).tag(plan, as_of or plan.started)
+
+
+@task(name="assign-segments", cache_policy=NO_CACHE)
+def assign_segments(settings: Settings, summary: TagSummary) -> TagSummary:
+    return tagger(settings).assign_segments(summary)
+
+
+@flow(name="journey", flow_run_name="journey-{as_of}", log_prints=True)
+def journey(as_of: datetime | None = None, full: bool = False) -> TagSummary:
+    """Resolve identities, tag stages with evidence and assign segments as of a time (default: now)."""
+    settings = Settings()
+    plan = resolve_identities(settings, full)
+    summary = assign_segments(settings, tag_lifecycle(settings, plan, as_of))
+    publish_journey(settings, summary)
+    return summary
+
+
+def run_journey(settings: Settings, *, as_of: datetime | None = None, full: bool = False) -> TagSummary:
+    """Through the flow when a Prefect server is configured (ops see the run), else directly."""
+    if under_prefect():
+        return journey(as_of=as_of, full=full)
+    return tagger(settings).run(as_of, full=full)

@@ -1,0 +1,134 @@
+"""What every flow shares: the hub's context (settings, database, configuration) and the ops view
+(Prefect artifacts), so the flows themselves read like the process they run."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from canonical.db import check_connection, make_engine
+from journeyhub.config import load_config_file, mappings_root
+from journeyhub.journey.identity_config import IdentityConfig
+from journeyhub.journey.lifecycle_config import LifecycleConfig
+from journeyhub.settings import Settings
+from journeyhub.writeback.config import WritebackConfig
+
+_lock = threading.Lock()
+_engines: dict[str, Engine] = {}
+
+
+@dataclass(frozen=True)
+class HubContext:
+    settings: Settings
+    engine: Engine
+    mappings: Path
+    lifecycle: LifecycleConfig
+    identity: IdentityConfig
+    writeback: WritebackConfig
+
+
+def engine_for(url: str) -> Engine:
+    """One engine per database URL per process (tasks run in threads and share it)."""
+    with _lock:
+        if url not in _engines:
+            engine = make_engine(url)
+            check_connection(engine)
+            _engines[url] = engine
+        return _engines[url]
+
+
+def hub_context(settings: Settings | None = None) -> HubContext:
+    settings = settings or Settings()
+    root = mappings_root(settings)
+    return HubContext(settings=settings, engine=engine_for(settings.database_url), mappings=root,
+                      lifecycle=load_config_file(root, "lifecycle.yaml"),
+                      identity=load_config_file(root, "identity.yaml"),
+                      writeback=load_config_file(root, "writeback.yaml"))
+
+
+def under_prefect() -> bool:
+    """True inside a flow run, or when a Prefect server is configured (then CLI runs go through flows so
+    ops find them in the UI); otherwise the CLI runs the same steps directly, without Prefect."""
+    from prefect.context import FlowRunContext
+
+    if FlowRunContext.get() is not None:
+        return True
+    from prefect.settings import PREFECT_API_URL
+
+    return bool(os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value())
+
+
+def in_flow_run() -> bool:
+    from prefect.context import FlowRunContext
+
+    return FlowRunContext.get() is not None
+
+
+def run_name(prefix: str, *parameters: str) -> Callable[[], str]:
+    """Readable flow-run names: `sync-hubspot-20261122-1415`, `hub-hubspot+salesforce-20261122-1415`."""
+
+    def name() -> str:
+        from prefect.runtime import flow_run
+
+        values = flow_run.parameters or {}
+        parts = [prefix]
+        for parameter in parameters:
+            value = values.get(parameter)
+            if isinstance(value, list | tuple):
+                value = "+".join(map(str, value)) or "all"
+            if value not in (None, ""):
+                parts.append(str(value))
+        return "-".join([*parts, datetime.now(UTC).strftime("%Y%m%d-%H%M")])
+
+    return name
+
+
+def publish_sync(result: Any) -> None:
+    """The per-object table of one CRM's pull as an artifact of the current flow run."""
+    if not in_flow_run():
+        return
+    from prefect.artifacts import create_table_artifact
+
+    rows = [{"object": item.object_type, "status": item.status, "read": item.counts.records_read,
+             "inserted": item.counts.inserted, "updated": item.counts.updated, "unchanged": item.counts.unchanged,
+             "deleted": item.counts.deleted, "quarantined": item.counts.quarantined, "skipped": item.counts.skipped,
+             "api calls": item.counts.api_calls, "seconds": round(item.seconds, 1), "error": item.error or ""}
+            for item in result.objects]
+    create_table_artifact(key=f"{result.system}-pull", table=rows,
+                          description=f"{result.system}: what each object's pull read and stored ({result.status})")
+
+
+def funnel_rows(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT stage, customers, reached, conversion_to_next, median_days_in_stage "
+                                       "FROM lifecycle_funnel ORDER BY stage_order"))
+        return [dict(row._mapping) for row in rows]
+
+
+def publish_journey(settings: Settings, summary: Any) -> None:
+    """The lifecycle funnel and the tagging summary as artifacts of the current flow run."""
+    if not in_flow_run():
+        return
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    rows = funnel_rows(hub_context(settings).engine)
+    create_table_artifact(key="lifecycle-funnel", table=[
+        {"stage": row["stage"], "customers": row["customers"], "ever reached": row["reached"],
+         "conversion to next": "" if row["conversion_to_next"] is None else f"{row['conversion_to_next']:.1%}",
+         "median days in stage": "" if row["median_days_in_stage"] is None else f"{row['median_days_in_stage']:.0f}"}
+        for row in rows], description="Lifecycle funnel: customers per stage now, how many ever reached it, "
+                                      "conversion to the next stage and median days spent in it")
+    segments = ", ".join(f"{name} {count}" for name, count in sorted(summary.segments.items()))
+    create_markdown_artifact(key="journey-summary", markdown=(
+        f"## Journey as of {summary.as_of:%Y-%m-%d %H:%M} UTC\n\n"
+        f"- rules version **{summary.ruleset_version}**{' (full re-evaluation)' if summary.full else ''}\n"
+        f"- **{summary.customers}** customers, {summary.new_customers} new, {summary.merges} merged\n"
+        f"- {summary.evaluated} re-evaluated, {summary.history_changed} stage histories changed\n"
+        f"- segments: {segments}\n"), description="Identity resolution and tagging summary")

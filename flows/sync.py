@@ -1,0 +1,168 @@
+"""Pull flows: one per CRM, one task per batch of pages (never per record).
+
+Each object type is pulled from its persisted cursor in batches of `JOURNEYHUB_PAGE_TASK_SIZE` pages; a
+batch commits every page with its cursor, so a retried or restarted task continues where the last committed
+page ended. A fatal error (rejected credentials, a missing permission) stops that CRM with its reason; a
+retriable one that outlives the connector's own retries fails the task, which Prefect retries twice.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from connectors.base import Connector
+from connectors.errors import ConnectorError, FatalError, RetriableError
+from flows.runtime import hub_context, publish_sync, run_name, under_prefect
+from journeyhub.config import load_mappings
+from journeyhub.connections import open_connector
+from journeyhub.ingest.loader import Counts, PageLoader
+from journeyhub.ingest.spec import MappingSpec
+from journeyhub.ingest.sync import pull_pages
+from journeyhub.runs import close_run, new_run_id, open_run
+from journeyhub.settings import Settings, SystemName
+
+#: reference data first, then people, then what refers to them
+ENTITY_ORDER = ["owner", "pipeline_stage", "company", "person", "deal", "ticket", "association", "interaction"]
+_connectors: dict[tuple[str, int], Connector] = {}
+_lock = threading.Lock()
+
+
+def connector_for(system: SystemName, settings: Settings) -> Connector:
+    """One connector per CRM per settings per process: tokens and sessions are reused across tasks."""
+    key = (system, id(settings))
+    with _lock:
+        if key not in _connectors:
+            _connectors[key] = open_connector(system, settings)
+        return _connectors[key]
+
+
+def ordered_objects(mappings: dict[str, MappingSpec], only: list[str] | None = None) -> list[str]:
+    chosen = [name for name in mappings if only is None or name in only]
+    return sorted(chosen, key=lambda name: (ENTITY_ORDER.index(mappings[name].entity), name))
+
+
+@dataclass
+class BatchResult:
+    counts: Counts
+    pages: int
+    done: bool
+
+
+@dataclass
+class ObjectResult:
+    object_type: str
+    status: str
+    counts: Counts
+    seconds: float
+    error: str | None = None
+
+
+@dataclass
+class SystemSync:
+    system: str
+    run_id: str
+    objects: list[ObjectResult] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.error or any(item.status == "failed" for item in self.objects):
+            return "failed" if self.error and not any(i.status == "succeeded" for i in self.objects) else "partial"
+        return "succeeded"
+
+    def totals(self) -> Counts:
+        total = Counts()
+        for item in self.objects:
+            total.add(item.counts)
+        return total
+
+
+def pull_batch_plain(settings: Settings, system: SystemName, object_type: str, *, full: bool, run_id: str,
+                     run_row_id: int, max_pages: int) -> BatchResult:
+    """Store up to `max_pages` pages of one object from its persisted cursor."""
+    context = hub_context(settings)
+    loader = PageLoader(context.engine, system, load_mappings(context.mappings, system), run_id)
+    batch = pull_pages(context.engine, connector_for(system, settings), loader, object_type, full=full,
+                       max_pages=max_pages, run_row_id=run_row_id)
+    return BatchResult(batch.counts, batch.pages, batch.done)
+
+
+def _retriable(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect retries a batch only for errors that waiting can fix."""
+    try:
+        state.result()
+    except RetriableError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+pull_batch = task(name="pull-pages", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30],
+                  retry_condition_fn=_retriable, task_run_name="{system}-{object_type}",
+                  tags=["crm-pull"])(pull_batch_plain)
+
+
+def sync_system(settings: Settings, system: SystemName, *, full: bool = False, objects: list[str] | None = None,
+                run_id: str | None = None, pull: Callable[..., BatchResult] = pull_batch_plain,
+                progress: Callable[[str, str, Counts], None] | None = None) -> SystemSync:
+    """Pull every mapped object of one CRM, in dependency order, recording a run per object."""
+    import time
+
+    context = hub_context(settings)
+    run_id = run_id or new_run_id()
+    result = SystemSync(system, run_id)
+    mappings = load_mappings(context.mappings, system)
+    for object_type in ordered_objects(mappings, objects):
+        started = time.perf_counter()
+        row = open_run(context.engine, run_id, "pull", system, object_type)
+        counts, first = Counts(), True
+        try:
+            while True:
+                batch = pull(settings, system, object_type, full=full and first, run_id=run_id, run_row_id=row,
+                             max_pages=settings.page_task_size)
+                first = False
+                counts.add(batch.counts)
+                if progress is not None:
+                    progress(system, object_type, counts)
+                if batch.done:
+                    break
+        except ConnectorError as error:
+            close_run(context.engine, row, "failed", str(error))
+            result.objects.append(ObjectResult(object_type, "failed", counts, time.perf_counter() - started,
+                                               str(error)))
+            if isinstance(error, FatalError):
+                result.error = str(error)
+                break
+            continue
+        except Exception as error:
+            close_run(context.engine, row, "failed", f"{type(error).__name__}: {error}")
+            raise
+        status = "partial" if counts.quarantined else "succeeded"
+        close_run(context.engine, row, status)
+        result.objects.append(ObjectResult(object_type, status, counts, time.perf_counter() - started))
+    return result
+
+
+@flow(name="sync-crm", flow_run_name=run_name("sync", "system"), log_prints=True)
+def sync_crm(system: SystemName, full: bool = False, objects: list[str] | None = None) -> SystemSync:
+    """Pull one CRM into the canonical database (incremental from the persisted cursors; `full` re-reads)."""
+    settings = Settings()
+    result = sync_system(settings, system, full=full, objects=objects, pull=pull_batch)
+    publish_sync(result)
+    return result
+
+
+def run_sync(settings: Settings, systems: list[SystemName], *, full: bool = False,
+             progress: Callable[[str, str, Counts], None] | None = None) -> list[SystemSync]:
+    """Through the flow when a Prefect server is configured, else directly."""
+    if under_prefect():
+        return [sync_crm(system, full=full) for system in systems]
+    run_id = new_run_id()
+    return [sync_system(settings, system, full=full, run_id=run_id, progress=progress) for system in systems]

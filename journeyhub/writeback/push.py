@@ -1,0 +1,101 @@
+"""`push`: plan the write-back and, unless it is a dry run, execute it — per CRM, recorded as runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from connectors.base import Connector
+from journeyhub.runs import close_run, open_run
+from journeyhub.writeback.config import WritebackConfig
+from journeyhub.writeback.execute import Executor, PushOutcome, prepare
+from journeyhub.writeback.plan import PlannedWrite, Planner, PlanSummary
+
+
+@dataclass
+class PushReport:
+    dry_run: bool
+    systems: list[str]
+    plan: PlanSummary
+    outcome: PushOutcome | None = None
+    errors: dict[str, str] = field(default_factory=dict)   # system → the error that stopped it
+
+    def planned(self, system: str | None = None) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        for (planned_system, _, action), count in self.plan.actions.items():
+            if system is None or planned_system == system:
+                counts[action] += count
+        return counts
+
+
+def export_plan(rows: list[dict[str, Any]], path: Path) -> None:
+    """The per-record plan as CSV or JSON (by the file's extension)."""
+    if path.suffix.lower() == ".json":
+        path.write_text(json.dumps(rows, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
+        return
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["system"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def push(engine: Engine, config: WritebackConfig, systems: list[str], *, run_id: str, dry_run: bool = False,
+         connectors: dict[str, Connector] | None = None, export: Path | None = None) -> PushReport:
+    """Plan every enabled system's write-back; execute it unless `dry_run`. A CRM whose setup fails (missing
+    fields, rejected credentials) is reported and skipped; the others are still pushed."""
+    systems = [system for system in systems if config.system(system) is not None]
+    report = PushReport(dry_run=dry_run, systems=systems, plan=PlanSummary())
+    exported: list[dict[str, Any]] = []
+    if not dry_run:
+        for system in list(systems):
+            try:
+                prepare(system, (connectors or {})[system], config.system(system))  # type: ignore[arg-type]
+            except Exception as error:
+                report.errors[system] = str(error)
+                systems.remove(system)
+
+    def planned() -> Any:
+        for write in Planner(engine, config).plan(systems):
+            report.plan.add(write)
+            if export is not None:
+                exported.append(write.row())
+            yield write
+
+    if dry_run:
+        for _ in planned():
+            pass
+    else:
+        rows = {system: open_run(engine, run_id, "push", system, "*") for system in systems}
+        executor = Executor(engine, connectors or {}, run_id)
+        try:
+            report.outcome = executor.run(planned())
+        except Exception as error:
+            for row in rows.values():
+                close_run(engine, row, "failed", str(error))
+            raise
+        for system, row in rows.items():
+            close_run(engine, row, *_status(report.outcome, system), **_counts(report.outcome, system))
+    if export is not None:
+        export_plan(exported, export)
+    return report
+
+
+def _status(outcome: PushOutcome, system: str) -> tuple[str, str | None]:
+    errors = [error for (name, _), item in outcome.objects.items() if name == system for error in item.errors]
+    return ("partial", "; ".join(errors[:5])) if errors else ("succeeded", None)
+
+
+def _counts(outcome: PushOutcome, system: str) -> dict[str, int]:
+    items = [item for (name, _), item in outcome.objects.items() if name == system]
+    return {"pushed": sum(i.pushed for i in items), "failed": sum(i.failed for i in items),
+            "unchanged": sum(i.unchanged for i in items), "conflicts": sum(i.conflicts for i in items),
+            "api_calls": outcome.api_calls.get(system, 0)}
+
+
+__all__ = ["PlannedWrite", "PushReport", "export_plan", "push"]

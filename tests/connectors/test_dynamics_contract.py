@@ -1,0 +1,88 @@
+"""The connector contract, run against the Dataverse emulator over loopback (change-tracked contacts)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from connectors.dynamics import DynamicsConfig, DynamicsConnector
+from connectors.retry import RetryPolicy
+from sandbox.common.faults import FaultConfig
+from sandbox.common.server import EmulatorServer
+from sandbox.dynamics import DynamicsData, DynamicsEmulator
+from sandbox.dynamics import writes as dataverse_writes
+from tests.connectors.contract import ConnectorContract, Harness
+
+FAST = RetryPolicy(max_attempts=3, max_seconds=5, initial_wait=0.01, max_backoff=0.05, max_vendor_wait=0.05)
+NS = uuid.UUID("3d1f8a52-2b7c-4f0e-9a51-6c2e0d4b7a19")
+CONTACTS = 320
+
+
+def seed() -> DynamicsData:
+    rows = [{"contactid": str(uuid.uuid5(NS, f"contact/{i}")), "firstname": "Test", "lastname": f"Person {i:03d}",
+             "emailaddress1": f"person{i}@example.com", "createdon": "2025-01-01T00:00:00Z",
+             "modifiedon": f"2025-{1 + i % 12:02d}-{1 + i % 28:02d}T10:00:00Z"} for i in range(CONTACTS)]
+    return DynamicsData(rows={"contacts": rows})
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[DynamicsEmulator]:
+    em = DynamicsEmulator(requests_per_5min=None)
+    em.load(seed())
+    with EmulatorServer(em):
+        yield em
+
+
+@pytest.fixture(scope="module")
+def failing_url() -> Iterator[str]:
+    em = DynamicsEmulator(FaultConfig(error_rate=1.0, error_status=503, retry_after=0), requests_per_5min=None)
+    with EmulatorServer(em) as server:
+        yield server.url
+
+
+def connector(url: str, token: str = "sandbox-token") -> DynamicsConnector:
+    return DynamicsConnector(DynamicsConfig(url=url, access_token=token, page_size=100, retry=FAST))
+
+
+@pytest.fixture
+def harness(emulator: DynamicsEmulator, failing_url: str) -> Harness:
+    def live_ids() -> set[str]:
+        with emulator.lock:
+            return set(emulator.store.state("contacts").rows)
+
+    def touch(remote_id: str) -> None:
+        with emulator.lock:
+            emulator.touch("contacts", remote_id)
+
+    def delete(remote_id: str) -> None:
+        with emulator.lock:
+            emulator.store.remove("contacts", remote_id)
+
+    def create() -> str:
+        remote_id = str(uuid.uuid4())
+        table = emulator.schema.tables["contacts"]
+        with emulator.lock:
+            row = dataverse_writes.new_row(table, remote_id, {"lastname": "Created", "statecode": 0, "statuscode": 1},
+                                           now=emulator.store.now_text(), version=emulator.store.next_version(),
+                                           user_id=emulator.user_id)
+            emulator.store.put("contacts", row)
+        return remote_id
+
+    return Harness(connector=connector(emulator.base_url), object_type="contacts", live_ids=live_ids, touch=touch,
+                   delete=delete, create=create, bad_token_connector=lambda: connector(emulator.base_url, "nope"),
+                   failing_connector=lambda: connector(failing_url))
+
+
+class TestDynamicsContract(ConnectorContract):
+    def test_a_full_read_is_paged_and_counts_its_calls(self, harness: Harness) -> None:
+        pages = list(harness.connector.read("contacts", None, full=True))
+        assert len(pages) >= 4 and max(len(page.records) for page in pages) == 100
+        assert sum(page.api_calls for page in pages) == len(pages)
+
+    def test_describe_names_columns_as_the_web_api_serves_them(self, harness: Harness) -> None:
+        fields = harness.connector.describe("contacts").fields
+        assert fields["emailaddress1"].type == "String"
+        assert fields["_parentcustomerid_value"].type == "Customer"
+        assert fields["new_journeystage"].custom and not fields["emailaddress1"].custom
