@@ -105,6 +105,25 @@ def publish_sync(result: Any) -> None:
                           description=f"{result.system}: what each object's pull read and stored ({result.status})")
 
 
+def publish_push(reports: list[Any]) -> None:
+    """What each CRM's write-back planned and did, as an artifact of the current flow run."""
+    if not in_flow_run():
+        return
+    from prefect.artifacts import create_table_artifact
+
+    rows = []
+    for report in reports:
+        for (system, object_type, action), count in sorted(report.plan.actions.items()):
+            outcome = report.outcome.objects.get((system, object_type)) if report.outcome else None
+            rows.append({"system": system, "object": object_type, "planned": action, "records": count,
+                         "pushed": outcome.pushed if outcome else 0, "failed": outcome.failed if outcome else 0,
+                         "conflicts": outcome.conflicts if outcome else 0})
+        for system, error in report.errors.items():
+            rows.append({"system": system, "object": "-", "planned": "not pushed", "records": 0, "pushed": 0,
+                         "failed": 0, "conflicts": 0, "error": error})
+    create_table_artifact(key="push-summary", table=rows, description="Write-back per CRM and object")
+
+
 def funnel_rows(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as connection:
         rows = connection.execute(text("SELECT stage, customers, reached, conversion_to_next, median_days_in_stage "

@@ -36,7 +36,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _register() -> None:
-    from journeyhub.cli import db, journey, status, sync  # noqa: F401  (each module adds its commands to `app`)
+    from journeyhub.cli import db, journey, push, status, sync  # noqa: F401  (modules add their commands)
 
 
 def main() -> None:

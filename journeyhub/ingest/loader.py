@@ -192,7 +192,8 @@ class PageLoader:
     def _upsert_entity(self, connection: Connection, entity: str, items: list[dict[str, Any]]) -> None:
         table = CANONICAL_TABLES[entity]
         columns = set(table.__table__.columns.keys())  # type: ignore[attr-defined]
-        items = [{key: value for key, value in item.items() if key in columns} for item in items]
+        extra = {"system": self.system} if "system" in columns else {}
+        items = [{**{key: value for key, value in item.items() if key in columns}, **extra} for item in items]
         if entity == "person":
             for item in items:
                 item["keys_version"] = None  # identity recomputes this record's match keys
