@@ -7,7 +7,7 @@ from datetime import datetime
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.runtime import hub_context, publish_journey, under_prefect
+from flows.runtime import hub_context, publish_journey, run_name, under_prefect
 from journeyhub.journey.tagger import Tagger, TagPlan, TagSummary
 from journeyhub.settings import Settings
 
@@ -32,7 +32,7 @@ def assign_segments(settings: Settings, summary: TagSummary) -> TagSummary:
     return tagger(settings).assign_segments(summary)
 
 
-@flow(name="journey", flow_run_name="journey-{as_of}", log_prints=True)
+@flow(name="journey", flow_run_name=run_name("journey"), log_prints=True)
 def journey(as_of: datetime | None = None, full: bool = False) -> TagSummary:
     """Resolve identities, tag stages with evidence and assign segments as of a time (default: now)."""
     settings = Settings()
