@@ -124,6 +124,69 @@ def publish_push(reports: list[Any]) -> None:
     create_table_artifact(key="push-summary", table=rows, description="Write-back per CRM and object")
 
 
+def ops_rows(result: Any) -> list[dict[str, Any]]:
+    """One row per CRM and object: what was read, stored, quarantined, pushed, failed — the ops table."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for sync in result.syncs:
+        for item in sync.objects:
+            counts = item.counts
+            rows[(sync.system, item.object_type)] = {
+                "system": sync.system, "object": item.object_type, "status": item.status,
+                "read": counts.records_read, "inserted": counts.inserted, "updated": counts.updated,
+                "deleted": counts.deleted, "quarantined": counts.quarantined, "pushed": 0, "failed": 0,
+                "conflicts": 0, "api calls": counts.api_calls, "seconds": round(item.seconds, 1),
+                "error": (item.error or "")[:200]}
+    for system, reason in result.failures.items():
+        rows[(system, "*")] = {"system": system, "object": "*", "status": "failed", "error": reason[:200]}
+    for report in result.pushes:
+        if report.outcome is None:
+            continue
+        for (system, object_type), outcome in report.outcome.objects.items():
+            row = rows.setdefault((system, object_type), {"system": system, "object": object_type, "status": "pushed"})
+            row.update({"pushed": outcome.pushed, "failed": outcome.failed, "conflicts": outcome.conflicts})
+            if outcome.errors:
+                row["error"] = "; ".join(outcome.errors[:3])[:200]
+        for system, calls in report.outcome.api_calls.items():
+            row = rows.setdefault((system, "(push)"), {"system": system, "object": "(push)", "status": "pushed"})
+            row["api calls"] = row.get("api calls", 0) + calls
+    columns = ["system", "object", "status", "read", "inserted", "updated", "deleted", "quarantined", "pushed",
+               "failed", "conflicts", "api calls", "seconds", "error"]
+    return [{column: row.get(column, "") for column in columns} for _, row in sorted(rows.items())]
+
+
+def quarantine_reasons(engine: Engine, run_ids: list[str], limit: int = 10) -> list[tuple[str, str, str, int]]:
+    if not run_ids:
+        return []
+    with engine.connect() as connection:
+        placeholders = ", ".join(f":r{index}" for index in range(len(run_ids)))
+        return [tuple(row) for row in connection.execute(text(
+            "SELECT system, object_type, reason, COUNT(*) AS n FROM quarantine "
+            f"WHERE run_id IN ({placeholders}) AND resolved_at IS NULL GROUP BY system, object_type, reason "
+            "ORDER BY n DESC LIMIT :limit"), {**{f"r{i}": run for i, run in enumerate(run_ids)}, "limit": limit})]
+
+
+def publish_hub(result: Any) -> None:
+    """The ops view of a hub run: a table per CRM and object, and a markdown summary with the errors and
+    the top quarantine reasons (the lifecycle funnel is published by the journey subflow)."""
+    if not in_flow_run():
+        return
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    create_table_artifact(key="hub-objects", table=ops_rows(result),
+                          description="Per CRM and object: read, stored, quarantined, pushed, failed, API calls")
+    reasons = quarantine_reasons(hub_context().engine, [sync.run_id for sync in result.syncs])
+    lines = [f"## Hub run: {result.status}", "", f"CRMs: {', '.join(result.systems)}", ""]
+    problems = result.problems()
+    lines += ["### Errors", *[f"- {problem}" for problem in problems], ""] if problems else ["No errors.", ""]
+    if reasons:
+        lines += ["### Top quarantine reasons", "", "| system | object | reason | records |", "|---|---|---|---|",
+                  *[f"| {s} | {o} | {r} | {n} |" for s, o, r, n in reasons], ""]
+    if result.journey is not None:
+        stages = ", ".join(f"{stage} {count}" for stage, count in result.journey.stages.items())
+        lines += ["### Journey", f"- {result.journey.customers} customers; stages: {stages}"]
+    create_markdown_artifact(key="hub-summary", markdown="\n".join(lines), description="Hub run summary")
+
+
 def funnel_rows(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as connection:
         rows = connection.execute(text("SELECT stage, customers, reached, conversion_to_next, median_days_in_stage "

@@ -24,7 +24,8 @@ def open_connector(system: SystemName, settings: Settings, *, retry: RetryPolicy
             username=salesforce.username, password=salesforce.secret("password"),
             security_token=salesforce.secret("security_token"), domain=salesforce.domain,
             client_id=salesforce.client_id, client_secret=salesforce.secret("client_secret"),
-            api_version=salesforce.api_version, retry=retry))
+            api_version=salesforce.api_version, batch_size=salesforce.batch_size,
+            bulk_threshold=salesforce.bulk_threshold, retry=retry))
     if system == "dynamics":
         from connectors.dynamics import DynamicsConfig, DynamicsConnector
 

@@ -69,6 +69,8 @@ class SalesforceSettings(BaseSettings):
     client_secret: SecretStr | None = None
     client_secret_block: str | None = None
     api_version: str = "59.0"
+    batch_size: int = Field(2000, ge=200, le=2000, description="records per query batch (Sforce-Query-Options)")
+    bulk_threshold: int = Field(50_000, ge=0, description="first loads of larger objects use Bulk API 2.0")
 
     @property
     def auth_method(self) -> Literal["session", "password", "client_credentials"] | None:

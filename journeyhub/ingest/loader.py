@@ -129,6 +129,7 @@ class PageLoader:
     # ------------------------------------------------------------------ writes
     def _write(self, connection: Connection, changed: list[_Planned], mapper: Mapper, now: datetime) -> None:
         sources: dict[bool, list[dict[str, Any]]] = defaultdict(list)
+        tombstones: list[dict[str, Any]] = []
         rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
         asserting: list[str] = []
         links: dict[tuple[str, str], dict[str, Any]] = {}
@@ -136,12 +137,13 @@ class PageLoader:
         entity = mapper.spec.entity
         for item in changed:
             mapped = item.mapped
-            merged_into = mapped.merged_into if mapped else None
+            if mapped is None:  # a bare tombstone: only the deletion is news; keep the payload and merge link
+                tombstones.append(self._source_row(item, entity, now))
+                continue
+            merged_into = mapped.merged_into
             sources[entity == "person"].append(self._source_row(item, entity, now, merged_into=merged_into))
             if merged_into:
                 merges.append((item.key, merged_into))
-            if mapped is None:
-                continue
             merges += [(loser, item.key) for loser in mapped.merges if loser != item.key]
             for row in mapped.rows:
                 if row.entity == "association":  # a relation record, e.g. an OpportunityContactRole
@@ -159,6 +161,9 @@ class PageLoader:
         for is_person, items in sources.items():
             skip = {"id", "first_seen_at"} | ({"canonical_id"} if is_person else set())
             upsert(connection, SourceRecord, items, update=[k for k in items[0] if k not in skip])
+        if tombstones:
+            upsert(connection, SourceRecord, tombstones,
+                   update=["is_deleted", "deleted_at", "last_seen_at", "raw_hash", "last_run_id"])
         for row_entity, items in rows.items():
             self._upsert_entity(connection, row_entity, items)
         for chunk in chunks(asserting, 500):  # what a record says about its relations replaces what it said

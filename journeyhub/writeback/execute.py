@@ -67,8 +67,9 @@ def prepare(system: str, connector: Connector, policy: SystemPolicy) -> None:
                                         [(policy.mirror.marker_field, "Journey Hub item id", "string")])
         return
     needed = {target: fields for target in policy.targets}
-    if policy.mirror is not None:
-        needed[policy.mirror.object] = [(policy.mirror.marker_field, "string")]
+    if policy.mirror is not None:  # the marker is the upsert key: it must be an external id / alternate key
+        needed[policy.mirror.object] = [(policy.mirror.marker_field, "external_id" if system == "salesforce"
+                                         else "string")]
     missing: list[str] = []
     for object_type, columns in needed.items():
         if system == "salesforce":

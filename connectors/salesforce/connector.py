@@ -1,0 +1,66 @@
+"""`SalesforceConnector`: the connectors.base interface over the client, the reader and the writer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from connectors.base import FieldInfo, ObjectDescription, Page, WriteOp, WriteResult
+from connectors.salesforce.client import SalesforceClient, SalesforceConfig
+from connectors.salesforce.objects import SOBJECTS
+from connectors.salesforce.reader import Reader
+from connectors.salesforce.writer import Writer
+
+
+class SalesforceConnector:
+    """Reads and writes one Salesforce org through simple-salesforce (see QUIRKS.md for the surprises)."""
+
+    system = "salesforce"
+
+    def __init__(self, config: SalesforceConfig) -> None:
+        self.config = config
+        self.client = SalesforceClient(config)
+        self.reader = Reader(self.client, config)
+        self.writer = Writer(self.client)
+
+    @property
+    def api_calls(self) -> int:
+        """Every HTTP call made so far (logins, retries and polls included)."""
+        return self.client.api_calls
+
+    @property
+    def api_usage(self) -> tuple[int, int] | None:
+        """(used, limit) of the org's daily API requests, from the last Sforce-Limit-Info header."""
+        return self.client.api_usage
+
+    def check(self) -> None:
+        """One cheap authenticated call (`limits/`)."""
+        self.client.call("check (limits)", lambda sf: sf.limits())
+
+    def objects(self) -> list[str]:
+        return list(SOBJECTS)
+
+    def describe(self, object_type: str) -> ObjectDescription:
+        fields = self.client.describe(object_type, fresh=True)
+        return ObjectDescription(object_type, {name: _field_info(entry) for name, entry in fields.items()})
+
+    def read(self, object_type: str, cursor: str | None, *, full: bool = False) -> Iterator[Page]:
+        return self.reader.read(object_type, cursor, full)
+
+    def write(self, object_type: str, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        return self.writer.write(object_type, ops)
+
+    def missing_fields(self, object_type: str, fields: list[tuple[str, str | None]]) -> list[str]:
+        return self.writer.missing_fields(object_type, fields)
+
+    def read_current(self, object_type: str, ids: list[str], fields: list[str]) -> dict[str, dict[str, Any]]:
+        return self.writer.read_current(object_type, ids, fields)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _field_info(entry: dict[str, Any]) -> FieldInfo:
+    return FieldInfo(name=entry["name"], type=entry.get("type", "string"), label=entry.get("label"),
+                     custom=bool(entry.get("custom")), createable=bool(entry.get("createable")),
+                     updateable=bool(entry.get("updateable")), external_id=bool(entry.get("externalId")))

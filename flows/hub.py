@@ -1,0 +1,99 @@
+"""The hub flow: pull every enabled CRM (concurrently) → resolve identities → tag lifecycle → push back.
+
+Each CRM's pull is its own subflow, so a failure in one does not stop the others; the run then ends
+`Partial` (some CRMs failed) or `Failed` (none could be pulled) with the reasons in its message and artifacts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from prefect import flow, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.states import Completed, Failed, State
+
+from flows.journey import journey
+from flows.limits import ensure_rate_limits
+from flows.push import push_flow
+from flows.runtime import publish_hub, run_name
+from flows.sync import SystemSync, sync_crm
+from journeyhub.journey.tagger import TagSummary
+from journeyhub.settings import Settings, SystemName
+from journeyhub.writeback.push import PushReport
+
+
+@dataclass
+class HubResult:
+    systems: list[str]
+    syncs: list[SystemSync] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)      # system → why its pull failed
+    journey: TagSummary | None = None
+    pushes: list[PushReport] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        problems = dict(self.failures)
+        problems.update({sync.system: sync.error or "some objects failed" for sync in self.syncs
+                         if sync.status != "succeeded"})
+        for report in self.pushes:
+            problems.update(report.errors)
+            if report.outcome and report.outcome.failed:
+                problems.setdefault(report.systems[0] if report.systems else "push", "records rejected")
+        if not problems:
+            return "succeeded"
+        return "failed" if set(self.failures) == set(self.systems) else "partial"
+
+    def problems(self) -> list[str]:
+        lines = [f"{system}: pull failed: {reason}" for system, reason in self.failures.items()]
+        lines += [f"{sync.system}: {item.object_type} {item.status}: {item.error}" for sync in self.syncs
+                  for item in sync.objects if item.status == "failed"]
+        lines += [f"{system}: push not run: {error}" for report in self.pushes
+                  for system, error in report.errors.items()]
+        lines += [f"{system}/{object_type}: {outcome.failed} record(s) rejected" for report in self.pushes
+                  if report.outcome for (system, object_type), outcome in report.outcome.objects.items()
+                  if outcome.failed]
+        return lines
+
+
+@task(name="pull-crm", cache_policy=NO_CACHE, task_run_name="pull-{system}")
+def pull_crm(system: SystemName, full: bool) -> SystemSync:
+    """One CRM's pull, as its own subflow run (its page tasks and artifacts live there)."""
+    return sync_crm(system=system, full=full)
+
+
+@flow(name="hub", flow_run_name=run_name("hub", "systems"), log_prints=True)
+def hub(systems: list[SystemName] | None = None, full: bool = False, push: bool = True, dry_run: bool = False,
+        as_of: datetime | None = None) -> State[Any]:
+    """Pull → resolve → tag → push for every enabled CRM (or `systems`).
+
+    Parameters: `full` re-reads everything instead of changes since the cursors; `push=False` skips the
+    write-back; `dry_run` plans the write-back without writing; `as_of` evaluates segments at that time.
+    """
+    settings = Settings()
+    chosen: list[SystemName] = list(systems or settings.enabled_systems())
+    result = HubResult(systems=list(chosen))
+    if not chosen:
+        return Failed(message="no CRM is configured: set HUBSPOT_*, SALESFORCE_* or DYNAMICS_* credentials")
+    ensure_rate_limits(chosen)
+    progress = create_progress_artifact(0.0, key="hub-progress", description="pull → tag → push")
+    futures = {system: pull_crm.submit(system, full) for system in chosen}
+    for system, future in futures.items():
+        try:
+            result.syncs.append(future.result())
+        except Exception as error:
+            result.failures[system] = f"{type(error).__name__}: {error}"
+    update_progress_artifact(progress, 50.0)
+    result.journey = journey(as_of=as_of)
+    update_progress_artifact(progress, 70.0)
+    pulled = [system for system in chosen if system not in result.failures]
+    if push and pulled:
+        result.pushes = push_flow(pulled, dry_run=dry_run)
+    update_progress_artifact(progress, 100.0)
+    publish_hub(result)
+    message = "; ".join(result.problems()) or "every CRM pulled, tagged and pushed"
+    if result.status == "failed":
+        return Failed(message=message, data=result)
+    return Completed(message=message, name="Partial" if result.status == "partial" else "Completed", data=result)
