@@ -36,7 +36,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _register() -> None:
-    from journeyhub.cli import db, journey, push, status, sync  # noqa: F401  (modules add their commands)
+    from journeyhub.cli import db, demo, journey, push, sandbox, status, sync  # noqa: F401  (they add commands)
 
 
 def main() -> None:

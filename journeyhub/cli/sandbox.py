@@ -1,0 +1,83 @@
+"""`journeyhub sandbox up|generate`: the local CRM emulators and the generated customer world."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+
+from journeyhub.cli.app import UserError, app, console
+
+sandbox_app = typer.Typer(help="Local HubSpot, Salesforce and Dataverse emulators with a generated world.",
+                          no_args_is_help=True)
+app.add_typer(sandbox_app, name="sandbox")
+
+
+def _anchor(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(f"--anchor {value!r} is not a date (use e.g. 2026-11-01)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@sandbox_app.command("generate")
+def generate(people: int = typer.Option(2000, min=1, help="people in the world"),
+             seed: int = typer.Option(7, help="same seed, same world"),
+             anchor: str | None = typer.Option(None, help="the world's 'now' (default: today 00:00 UTC)"),
+             out: Path = typer.Option(Path("sandbox-world"), help="folder for hubspot/salesforce/dynamics/truth.json"),
+             ) -> None:
+    """Write a generated world (the three CRMs' records and the ground truth) as JSON files."""
+    from sandbox.world import generate as make_world
+    from sandbox.world import write_world
+
+    world = make_world(people, seed, _anchor(anchor) or datetime.now(UTC).replace(hour=0, minute=0, second=0,
+                                                                                 microsecond=0))
+    out.mkdir(parents=True, exist_ok=True)
+    write_world(world, out)
+    stages: dict[str, int] = {}
+    for person in world.truth["persons"]:
+        stages[person["stage"]] = stages.get(person["stage"], 0) + 1
+    console.print(f"[green]✓[/] {people} people (seed {seed}) written to {out}/ — stages: "
+                  + ", ".join(f"{stage} {count}" for stage, count in sorted(stages.items())))
+
+
+@sandbox_app.command("up")
+def up(people: int = typer.Option(2000, min=1, help="people in the generated world"),
+       seed: int = typer.Option(7, help="same seed, same world"),
+       faults: str = typer.Option("none", help="fault profile: none, flaky, throttled, slow, expiring-token, chaos"),
+       anchor: str | None = typer.Option(None, help="the world's 'now' (default: today 00:00 UTC)"),
+       port_base: int = typer.Option(0, help="serve on PORT, PORT+1, PORT+2 (default: free ports)"),
+       truth: Path | None = typer.Option(None, help="also write the ground truth to this JSON file"),
+       ) -> None:
+    """Start the three emulators on loopback and print the variables that point Journey Hub at them."""
+    from sandbox.common.faults import PROFILES
+    from sandbox.runtime import Sandbox
+
+    if faults not in PROFILES:
+        raise UserError(f"unknown fault profile {faults!r}; choose one of: {', '.join(PROFILES)}")
+    ports = {system: port_base + index for index, system in enumerate(("hubspot", "salesforce", "dynamics"))} \
+        if port_base else None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with Sandbox(people=people, seed=seed, anchor=_anchor(anchor), faults=faults, ports=ports) as sandbox:
+        if truth is not None:
+            truth.write_text(json.dumps(sandbox.truth, indent=1, ensure_ascii=False), encoding="utf-8")
+        console.print(f"# Journey Hub sandbox: {people} people, seed {seed}, faults {faults}. Ctrl-C stops it.")
+        print(sandbox.export_lines(), flush=True)
+        console.print("# refreshable logins instead (token expiry tests):")
+        for name, value in sandbox.login_env.items():
+            if name not in sandbox.env:
+                console.print(f"#   export {name}={value}", highlight=False)
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    console.print("# sandbox stopped")
