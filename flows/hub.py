@@ -18,7 +18,7 @@ from prefect.states import Completed, Failed, State
 from flows.journey import journey
 from flows.limits import ensure_rate_limits
 from flows.push import push_flow
-from flows.runtime import publish_hub, run_name
+from flows.runtime import publish_hub, run_log, run_name
 from flows.sync import SystemSync, sync_crm
 from journeyhub.journey.tagger import TagSummary
 from journeyhub.settings import Settings, SystemName
@@ -94,6 +94,7 @@ def hub(systems: list[SystemName] | None = None, full: bool = False, push: bool 
     update_progress_artifact(progress, 100.0)
     publish_hub(result)
     message = "; ".join(result.problems()) or "every CRM pulled, tagged and pushed"
+    run_log("hub run %s: %s", result.status, message, level=20 if result.status == "succeeded" else 40)
     if result.status == "failed":
         return Failed(message=message, data=result)
     return Completed(message=message, name="Partial" if result.status == "partial" else "Completed", data=result)

@@ -7,7 +7,7 @@ from datetime import datetime
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.runtime import hub_context, publish_journey, run_name, under_prefect
+from flows.runtime import hub_context, publish_journey, run_log, run_name, under_prefect
 from journeyhub.journey.tagger import Tagger, TagPlan, TagSummary
 from journeyhub.settings import Settings
 
@@ -38,6 +38,9 @@ def journey(as_of: datetime | None = None, full: bool = False) -> TagSummary:
     settings = Settings()
     plan = resolve_identities(settings, full)
     summary = assign_segments(settings, tag_lifecycle(settings, plan, as_of))
+    run_log("journey: %d customers (%d new, %d merged), %d re-evaluated, %d histories changed; stages %s; "
+            "segments %s", summary.customers, summary.new_customers, summary.merges, summary.evaluated,
+            summary.history_changed, summary.stages, summary.segments)
     publish_journey(settings, summary)
     return summary
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.runtime import hub_context, publish_push, run_name, under_prefect
+from flows.runtime import hub_context, publish_push, run_log, run_name, under_prefect
 from flows.sync import connector_for
 from journeyhub.runs import new_run_id
 from journeyhub.settings import Settings, SystemName
@@ -34,6 +34,11 @@ def push_flow(systems: list[SystemName] | None = None, dry_run: bool = False) ->
     chosen = systems or settings.enabled_systems()
     futures = [push_system.submit(settings, system, dry_run=dry_run) for system in chosen]
     reports = [future.result() for future in futures]
+    for report in reports:
+        run_log("push %s%s: planned %s", ", ".join(report.systems) or "-", " (dry run)" if report.dry_run else "",
+                dict(report.planned()))
+        for system, error in report.errors.items():
+            run_log("push %s not run: %s", system, error, level=40)
     publish_push(reports)
     return reports
 

@@ -65,6 +65,20 @@ def under_prefect() -> bool:
     return bool(os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value())
 
 
+def run_log(message: str, *args: Any, level: int = 20) -> None:
+    """Log to the Prefect run (visible in the UI) when inside one, else to the hub's own logger."""
+    import logging
+
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    if FlowRunContext.get() is not None or TaskRunContext.get() is not None:
+        from prefect.logging import get_run_logger
+
+        get_run_logger().log(level, message, *args)
+    else:
+        logging.getLogger("journeyhub.flows").log(level, message, *args)
+
+
 def in_flow_run() -> bool:
     from prefect.context import FlowRunContext
 

@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 
 from connectors.base import Connector
 from connectors.errors import ConnectorError, FatalError, RetriableError
-from flows.runtime import hub_context, publish_sync, run_name, under_prefect
+from flows.runtime import hub_context, publish_sync, run_log, run_name, under_prefect
 from journeyhub.config import load_mappings
 from journeyhub.connections import open_connector
 from journeyhub.ingest.loader import Counts, PageLoader
@@ -135,6 +135,7 @@ def sync_system(settings: Settings, system: SystemName, *, full: bool = False, o
                     break
         except ConnectorError as error:
             close_run(context.engine, row, "failed", str(error))
+            run_log("%s %s failed: %s", system, object_type, error, level=40)
             result.objects.append(ObjectResult(object_type, "failed", counts, time.perf_counter() - started,
                                                str(error)))
             if isinstance(error, FatalError):
@@ -147,6 +148,9 @@ def sync_system(settings: Settings, system: SystemName, *, full: bool = False, o
         status = "partial" if counts.quarantined else "succeeded"
         close_run(context.engine, row, status)
         result.objects.append(ObjectResult(object_type, status, counts, time.perf_counter() - started))
+        run_log("%s %s: read %d, inserted %d, updated %d, deleted %d, quarantined %d, skipped %d, %d API calls",
+                system, object_type, counts.records_read, counts.inserted, counts.updated, counts.deleted,
+                counts.quarantined, counts.skipped, counts.api_calls)
     return result
 
 

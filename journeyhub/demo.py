@@ -52,7 +52,11 @@ def free_port() -> int:
 def quiet_prefect(home: Path) -> dict[str, str]:
     """Prefect settings for a self-contained run: its own home, no telemetry, quiet logs."""
     return {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_LOGGING_LEVEL": "WARNING", "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+            # runs keep their INFO logs for the UI; only the terminal is kept quiet
+            "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
+            "PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL": "WARNING",
+            "PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL": "WARNING",
+            "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
             "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90"}
 
 
@@ -60,7 +64,7 @@ def quiet_prefect(home: Path) -> dict[str, str]:
 def prefect_server(home: Path) -> Any:
     """A local Prefect server on loopback (SQLite: fine for one demo), stopped on exit."""
     port = free_port()
-    env = {**os.environ, **quiet_prefect(home)}
+    env = {**os.environ, **quiet_prefect(home), "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api"}
     env.pop("PREFECT_API_URL", None)
     log = (home / "server.log").open("w")
     process = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",

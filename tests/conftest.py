@@ -89,3 +89,10 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
         engine = request.getfixturevalue("postgres_engine")
         truncate_all(engine)
         yield engine
+
+
+@pytest.fixture
+def engine_pg_clean(postgres_engine: Engine) -> Engine:
+    """The session's PostgreSQL database, emptied."""
+    truncate_all(postgres_engine)
+    return postgres_engine

@@ -21,7 +21,7 @@ from canonical.models import WritebackConflict, WritebackLedger
 from canonical.types import utcnow
 from canonical.upsert import upsert
 from connectors.base import Connector, WriteResult
-from connectors.errors import ConfigError
+from connectors.errors import ConfigError, ConnectorError, FatalError, SkippableError
 from journeyhub.writeback.config import SystemPolicy
 from journeyhub.writeback.plan import PlannedWrite
 
@@ -121,7 +121,12 @@ class Executor:
         system, object_type, _ = bucket
         connector = self.connectors[system]
         before = connector.api_calls
-        results = connector.write(object_type, [write.op() for write in writes])
+        try:
+            results = connector.write(object_type, [write.op() for write in writes])
+        except ConnectorError as error:  # the whole batch failed (after retries): retried on the next run
+            if isinstance(error, FatalError) and not isinstance(error, SkippableError):
+                raise
+            results = [WriteResult(key=write.item_key, ok=False, error=str(error), retriable=True) for write in writes]
         self.outcome.api_calls[system] += connector.api_calls - before
         self._record(writes, results)
 

@@ -28,8 +28,9 @@ def day(n: int, hour: int = 12) -> datetime:
 
 def facts(*items: object, created: datetime = day(0, 9)) -> CustomerFacts:
     result = CustomerFacts("cus_1", persons=[PersonFact("p1", created)])
+    lists = {InteractionFact: result.interactions, DealFact: result.deals, TicketFact: result.tickets}
     for item in items:
-        {InteractionFact: result.interactions, DealFact: result.deals, TicketFact: result.tickets}[type(item)].append(item)
+        lists[type(item)].append(item)
     return result
 
 

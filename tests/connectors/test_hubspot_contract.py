@@ -1,0 +1,189 @@
+"""The connector contract against the HubSpot emulator (real SDK over loopback), plus what is particular to
+HubSpot: the search lookback catching late-indexed records, request shapes, and error translation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from connectors.errors import FatalError, PermissionDenied, RateLimited, SkippableError, UpstreamError
+from connectors.hubspot import HubSpotConfig, HubSpotConnector
+from connectors.hubspot.client import http_error
+from connectors.retry import RetryPolicy
+from sandbox.common.faults import FaultConfig, FaultRule
+from sandbox.common.server import EmulatorServer
+from sandbox.hubspot import HubSpotData, HubSpotEmulator
+from sandbox.world import generate
+from tests.connectors.contract import ConnectorContract, Harness, drain, ids
+
+FAST = RetryPolicy(max_attempts=3, max_seconds=10, initial_wait=0.01, max_backoff=0.05, max_vendor_wait=0.05)
+ANCHOR = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def connector(url: str, token: str = "sandbox-token", **options: object) -> HubSpotConnector:
+    return HubSpotConnector(HubSpotConfig(access_token=token, base_url=url, retry=FAST, **options))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[HubSpotEmulator]:
+    emu = HubSpotEmulator()  # HubSpot's rate limits on: 190 calls / 10 s, search 5 / s
+    emu.load(generate(300, 7, ANCHOR).hubspot)
+    with EmulatorServer(emu):
+        yield emu
+
+
+@pytest.fixture(scope="module")
+def failing_url() -> Iterator[str]:
+    emu = HubSpotEmulator(FaultConfig(error_rate=1.0, error_status=503), rate_limit_per_10s=None)
+    with EmulatorServer(emu) as server:
+        yield server.url
+
+
+def make_contact(emu: HubSpotEmulator, email: str) -> str:
+    with emu.lock:
+        ts = emu.store.types["contacts"]
+        values = emu.store.prepare(ts, {"email": email, "lastname": "Created"}, creating=True)
+        return emu.store.create(ts, values, [], emu.now_ms()).id
+
+
+@pytest.fixture
+def harness(emulator: HubSpotEmulator, failing_url: str) -> Harness:
+    contacts = emulator.store.types["contacts"]
+
+    def live_ids() -> set[str]:
+        with emulator.lock:
+            return {str(num) for num in contacts.active}
+
+    def touch(remote_id: str) -> None:
+        with emulator.lock:
+            emulator.store.touch(contacts, contacts.records[remote_id], emulator.now_ms())
+
+    def delete(remote_id: str) -> None:
+        with emulator.lock:
+            emulator.store.archive(contacts, contacts.records[remote_id], emulator.now_ms())
+
+    counter = iter(range(10_000))
+    return Harness(
+        # archived records are listed on every incremental read here, so a delete shows up at once
+        connector=connector(emulator.base_url, archived_check_interval_seconds=0),
+        object_type="contacts", live_ids=live_ids, touch=touch, delete=delete,
+        create=lambda: make_contact(emulator, f"created{next(counter)}@contract.example"),
+        bad_token_connector=lambda: connector(emulator.base_url, token="pat-na1-wrong"),
+        failing_connector=lambda: connector(failing_url))
+
+
+class TestHubSpotContract(ConnectorContract):
+    def test_pages_report_their_calls_and_repeat_properties_and_associations(
+            self, harness: Harness, emulator: HubSpotEmulator) -> None:
+        emulator.requests.reset()
+        hub = harness.connector
+        before = hub.api_calls
+        pages = list(hub.read("contacts", None, full=True))
+        assert len(pages) >= 3 and sum(page.api_calls for page in pages) == hub.api_calls - before == len(pages)
+        lists = [entry for entry in emulator.requests.snapshot()["log"]
+                 if entry["route"] == "GET /crm/v3/objects/contacts"]
+        assert len(lists) == len(pages)
+        assert all("properties=email" in entry["query"] and "associations=companies" in entry["query"]
+                   and "limit=100" in entry["query"] for entry in lists), "every page asks for the same shape"
+        record = pages[0].records[0]
+        assert "associations" not in (record.data or {}) and set(record.extra["_associations"]) == {"companies"}
+
+    def test_a_second_incremental_read_costs_one_search_and_skips_the_archived_listing(
+            self, emulator: HubSpotEmulator) -> None:
+        hub = connector(emulator.base_url)  # default: archived records listed at most once an hour
+        _, cursor = drain(hub.read("contacts", None, full=True))
+        emulator.requests.reset()
+        pages, _ = drain(hub.read("contacts", cursor))
+        assert ids(pages) == [] and emulator.requests.snapshot(False)["counts"] == {
+            "POST /crm/v3/objects/contacts/search": 1}
+
+    def test_a_killed_full_load_continues_from_its_cursor(self, harness: Harness) -> None:
+        hub = harness.connector
+        pages = hub.read("contacts", None, full=True)
+        first = next(pages)
+        pages.close()
+        assert json.loads(first.cursor or "")["mode"] == "full"
+        rest, _ = drain(hub.read("contacts", first.cursor))
+        assert sorted(ids([first, *rest])) == sorted(harness.live_ids())
+
+
+def test_the_lookback_catches_records_the_search_index_shows_late() -> None:
+    """Record A is modified before record B but indexed after it: the read that sees B moves the watermark
+    past A; only the lookback window brings A back on the next read (without it A is lost)."""
+    emu = HubSpotEmulator(rate_limit_per_10s=None, search_per_second=None, search_index_lag_seconds=1.0)
+    emu.load(HubSpotData(objects={"contacts": [
+        {"id": "101", "properties": {"email": "seed@example.com", "lastname": "Seed"},
+         "createdAt": "2026-01-01T00:00:00.000Z", "updatedAt": "2026-01-01T00:00:00.000Z"}]}))
+    tick = [100.0]
+    emu.monotonic = lambda: tick[0]
+    with EmulatorServer(emu):
+        hub, blind = connector(emu.base_url), connector(emu.base_url, lookback_seconds=0)
+        _, cursor = drain(hub.read("contacts", None, full=True))
+        later = make_contact(emu, "later@example.com")                     # modified now, indexed at 101
+        tick[0], wall = 105.0, emu.clock()
+        emu.clock = lambda: wall - 5                                        # modified 5 s earlier ...
+        earlier = make_contact(emu, "earlier@example.com")                 # ... but indexed only at 106
+        emu.clock = lambda: wall
+        tick[0] = 102.0
+        pages, cursor = drain(hub.read("contacts", cursor))
+        assert ids(pages) == [later]
+        tick[0] = 110.0
+        assert ids(drain(blind.read("contacts", cursor))[0]) == [], "no lookback: the late record is lost"
+        assert ids(drain(hub.read("contacts", cursor))[0]) == [earlier]
+
+
+def test_describe_reports_properties_with_their_type_and_whether_they_are_custom(emulator: HubSpotEmulator) -> None:
+    hub = connector(emulator.base_url)
+    hub.ensure_properties("contacts", "journeyhub", "Journey Hub", [("journey_stage", "Journey stage", "string")])
+    fields = hub.describe("contacts").fields
+    assert (fields["email"].type, fields["email"].custom) == ("string", False)
+    assert fields["journey_stage"].custom and fields["journey_stage"].updateable
+    assert not fields["hs_object_id"].updateable
+    assert "recipient" in hub.describe("email_events").fields
+
+
+def test_missing_scopes_name_the_scope_to_grant() -> None:
+    emu = HubSpotEmulator(FaultConfig(vendor={"missing_scopes": ["/crm/v3/objects/deals"]}), rate_limit_per_10s=None)
+    with EmulatorServer(emu), pytest.raises(PermissionDenied) as error:
+        drain(connector(emu.base_url).read("deals", None, full=True))
+    assert "crm.objects.deals.read" in error.value.message
+
+
+def test_429_waits_as_told_and_5xx_and_timeouts_are_retried_and_counted() -> None:
+    emu = HubSpotEmulator(FaultConfig(rules=[
+        FaultRule(kind="rate_limit", path="/crm/v3/objects/companies", times=1, retry_after=1),
+        FaultRule(kind="error", path="/crm/v3/objects/companies", times=1, status=502),
+        FaultRule(kind="timeout", path="/crm/v3/objects/companies", times=1, delay_seconds=1)]),
+        rate_limit_per_10s=None)
+    emu.load(HubSpotData(objects={"companies": [
+        {"id": "7", "properties": {"name": "Acme"}, "createdAt": "2026-01-01T00:00:00.000Z",
+         "updatedAt": "2026-01-01T00:00:00.000Z"}]}))
+    patient = RetryPolicy(max_attempts=4, initial_wait=0.01, max_backoff=0.05, max_vendor_wait=0.05)
+    with EmulatorServer(emu):
+        hub = HubSpotConnector(HubSpotConfig(access_token="sandbox-token", base_url=emu.base_url, retry=patient,
+                                             timeout_seconds=0.3))
+        pages, _ = drain(hub.read("companies", None, full=True))
+    assert ids(pages) == ["7"] and pages[0].api_calls == 4 == hub.api_calls
+
+
+@pytest.mark.parametrize(("status", "body", "headers", "expected", "says"), [
+    (429, b'{"policyName":"SECONDLY","message":"You have reached your secondly limit."}', {}, RateLimited, "SECONDLY"),
+    (404, b'{"message":"Object not found","category":"OBJECT_NOT_FOUND"}', {}, SkippableError, "record 55"),
+    (400, b'{"status":"error","message":"Property values were not valid","category":"VALIDATION_ERROR",'
+          b'"errors":[{"message":"INVALID_EMAIL: bad@","code":"INVALID_EMAIL"}]}', {}, FatalError, "INVALID_EMAIL"),
+    (503, b"", {}, UpstreamError, "503"),
+])
+def test_http_errors_become_the_class_that_says_what_to_do(status: int, body: bytes, headers: dict[str, str],
+                                                           expected: type, says: str) -> None:
+    error = http_error(status, body, headers, "read contacts", "55" if status == 404 else None)
+    assert type(error) is expected and says in error.message
+    if status == 429:
+        assert error.retry_after == 1.0  # type: ignore[attr-defined]
+
+
+def test_a_daily_limit_stops_the_run_instead_of_retrying() -> None:
+    error = http_error(429, b'{"policyName":"DAILY"}', {"Retry-After": "3600"}, "search contacts", None)
+    assert isinstance(error, FatalError) and "daily" in error.message

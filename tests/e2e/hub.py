@@ -1,0 +1,68 @@
+"""Running the hub's steps in tests without Prefect: pull (the flows' plain path), tag, push."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from connectors.retry import RetryPolicy
+from flows import sync as sync_flow
+from flows.runtime import hub_context
+from journeyhub.journey.tagger import Tagger, TagSummary
+from journeyhub.runs import new_run_id
+from journeyhub.settings import Settings
+from journeyhub.writeback.push import PushReport, push
+
+FAST = RetryPolicy(max_attempts=4, max_seconds=20, initial_wait=0.05, max_backoff=0.2, max_vendor_wait=1)
+SYSTEMS = ["hubspot", "salesforce", "dynamics"]
+
+
+@contextmanager
+def hub_environment(env: dict[str, str], database_url: str, mappings: Path | None = None) -> Iterator[Settings]:
+    """Settings for a sandbox and a database, as the CLI would read them from the environment."""
+    saved = dict(os.environ)
+    os.environ.update(env)
+    os.environ["JOURNEYHUB_DATABASE_URL"] = database_url
+    if mappings is not None:
+        os.environ["JOURNEYHUB_MAPPINGS_DIR"] = str(mappings)
+    sync_flow._connectors.clear()
+    try:
+        yield Settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        sync_flow._connectors.clear()
+
+
+def pull(settings: Settings, systems: list[str] = SYSTEMS) -> list[sync_flow.SystemSync]:
+    run_id = new_run_id()
+    return [sync_flow.sync_system(settings, system, run_id=run_id) for system in systems]  # type: ignore[arg-type]
+
+
+def tag(settings: Settings, as_of: datetime, *, full: bool = False) -> TagSummary:
+    context = hub_context(settings)
+    return Tagger(context.engine, context.lifecycle, context.identity).run(as_of, full=full)
+
+
+def push_all(settings: Settings, *, dry_run: bool = False, systems: list[str] = SYSTEMS) -> PushReport:
+    context = hub_context(settings)
+    connectors = {} if dry_run else {system: sync_flow.connector_for(system, settings) for system in systems}
+    return push(context.engine, context.writeback, systems, run_id=new_run_id(), dry_run=dry_run,
+                connectors=connectors)  # type: ignore[arg-type]
+
+
+def engine_of(settings: Settings) -> Engine:
+    return hub_context(settings).engine
+
+
+def scalar(engine: Engine, sql: str, **params: Any) -> Any:
+    from sqlalchemy import text
+
+    with engine.connect() as connection:
+        return connection.execute(text(sql), params).scalar()
