@@ -31,7 +31,7 @@ def _truncate(value: str | None, limit: int) -> str | None:
 
 
 class MappedEntity(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, use_enum_values=True)
 
     entity: ClassVar[str]
     custom: dict[str, Any] | None = None

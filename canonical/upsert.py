@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Table, select
+import orjson
+from sqlalchemy import JSON, Boolean, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
+
+from canonical.types import UTCDateTime
 
 CHUNK = 2000  # rows per statement execution: bounds memory, keeps PostgreSQL packets moderate
 ID_CHUNK = 500  # ids per IN (...) lookup, well under SQLite's bound-parameter limit
@@ -43,7 +48,10 @@ def upsert(connection: Connection, model: type[SQLModel] | Table, rows: Sequence
         return 0
     table = table_of(model)
     conflict = list(conflict or [column.name for column in table.primary_key.columns])
-    columns = update if update is not None else [key for key in rows[0] if key not in conflict]
+    columns = list(update if update is not None else [key for key in rows[0] if key not in conflict])
+    if connection.dialect.name == "sqlite":
+        _sqlite_executemany(connection, table, tuple(rows[0]), tuple(conflict), tuple(columns), rows)
+        return len(rows)
     statement = _insert(connection, table)
     set_ = {name: statement.excluded[name] for name in columns}
     if set_:
@@ -53,6 +61,65 @@ def upsert(connection: Connection, model: type[SQLModel] | Table, rows: Sequence
     for chunk in chunks(rows, CHUNK):
         connection.execute(statement, list(chunk))
     return len(rows)
+
+
+def _sqlite_value(type_: Any) -> Callable[[Any], Any] | None:
+    """How a value of this column type is stored on SQLite (as SQLAlchemy would store it, minus its
+    per-row overhead): UTC ISO text for timestamps, JSON text for documents, 0/1 for booleans; None when
+    the value goes in as it is."""
+    if isinstance(type_, UTCDateTime):
+        return lambda value: None if value is None else _iso(value)
+    if isinstance(type_, JSON):
+        return lambda value: None if value is None else orjson.dumps(value, default=str).decode()
+    if isinstance(type_, Boolean):
+        return lambda value: None if value is None else int(value)
+    return None
+
+
+def _iso(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: canonical timestamps must be timezone-aware UTC")
+    return value.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+Converters = list[tuple[int, Callable[[Any], Any]]]
+_SQLITE_STATEMENTS: dict[tuple[Any, ...], tuple[str, list[str], Converters]] = {}
+
+
+def _sqlite_statement(connection: Connection, table: Table, names: tuple[str, ...], conflict: tuple[str, ...],
+                      columns: tuple[str, ...]) -> tuple[str, list[str], Converters]:
+    """The upsert's SQL text, its parameter order and converters, compiled once per shape."""
+    key = (table.name, names, conflict, columns)
+    if key not in _SQLITE_STATEMENTS:
+        statement = sqlite.insert(table)
+        set_ = {name: statement.excluded[name] for name in columns}
+        statement = (statement.on_conflict_do_update(index_elements=list(conflict), set_=set_) if set_
+                     else statement.on_conflict_do_nothing(index_elements=list(conflict)))
+        compiled = statement.compile(dialect=connection.dialect, column_keys=list(names))
+        order = list(compiled.positiontup or [])
+        converters = [(index, convert) for index, name in enumerate(order)
+                      if (convert := _sqlite_value(table.c[name].type)) is not None]
+        _SQLITE_STATEMENTS[key] = (str(compiled), order, converters)
+    return _SQLITE_STATEMENTS[key]
+
+
+def _sqlite_executemany(connection: Connection, table: Table, names: tuple[str, ...], conflict: tuple[str, ...],
+                        columns: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> None:
+    """SQLite fast path: the statement compiled once, rows bound as tuples on the same DBAPI connection
+    (same transaction). A sync stores every record through here, so the per-row overhead matters."""
+    sql, order, converters = _sqlite_statement(connection, table, names, conflict, columns)
+    getter = itemgetter(*order)
+    params = []
+    for row in rows:
+        values = list(getter(row)) if len(order) > 1 else [row[order[0]]]
+        for index, convert in converters:
+            values[index] = convert(values[index])
+        params.append(values)
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, params)
+    finally:
+        cursor.close()
 
 
 def fetch_by_ids(connection: Connection, model: type[SQLModel] | Table, ids: Sequence[str],

@@ -89,7 +89,7 @@ def pull_batch_plain(settings: Settings, system: SystemName, object_type: str, *
     context = hub_context(settings)
     loader = PageLoader(context.engine, system, load_mappings(context.mappings, system), run_id)
     batch = pull_pages(context.engine, connector_for(system, settings), loader, object_type, full=full,
-                       max_pages=max_pages, run_row_id=run_row_id)
+                       max_pages=max_pages, run_row_id=run_row_id, group_records=settings.store_group_records)
     return BatchResult(batch.counts, batch.pages, batch.done)
 
 
@@ -131,7 +131,7 @@ def sync_system(settings: Settings, system: SystemName, *, full: bool = False, o
                 counts.add(batch.counts)
                 if progress is not None:
                     progress(system, object_type, counts)
-                if batch.done:
+                if batch.done or batch.counts.records_read == 0:  # an idle read: nothing more to pull
                     break
         except ConnectorError as error:
             close_run(context.engine, row, "failed", str(error))

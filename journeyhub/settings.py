@@ -172,7 +172,9 @@ class Settings(BaseSettings):
 
     database_url: str = DEFAULT_DATABASE_URL
     mappings_dir: Path | None = Field(None, description="a folder replacing the packaged mappings/")
-    page_task_size: int = Field(5, ge=1, description="pages pulled per Prefect task")
+    page_task_size: int = Field(5, ge=1, description="pages (groups) pulled per Prefect task")
+    store_group_records: int = Field(1000, ge=1, description="API pages are stored together up to this many records "
+                                                             "per transaction (1: every page alone)")
 
     @field_validator("database_url")
     @classmethod

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, and_, delete, select, update
+from sqlalchemy import Engine, and_, bindparam, delete, select, update
 from sqlalchemy.engine import Connection
 
 from canonical.models import CANONICAL_TABLES, Association, Quarantine, SourceRecord, SyncRun, SyncState
@@ -73,6 +73,7 @@ class PageLoader:
         self.system = system
         self.run_id = run_id
         self.mappers = {object_type: Mapper(system, spec) for object_type, spec in mappings.items()}
+        self._open_quarantine: dict[str, bool] = {}  # per object: does it have unresolved quarantine rows?
 
     def store(self, page: Page, run_row_id: int | None = None) -> Counts:
         mapper = self.mappers.get(page.object_type)
@@ -164,6 +165,7 @@ class PageLoader:
         if tombstones:
             upsert(connection, SourceRecord, tombstones,
                    update=["is_deleted", "deleted_at", "last_seen_at", "raw_hash", "last_run_id"])
+            tombstone_derived(connection, [row["id"] for row in tombstones], now)
         for row_entity, items in rows.items():
             self._upsert_entity(connection, row_entity, items)
         for chunk in chunks(asserting, 500):  # what a record says about its relations replaces what it said
@@ -212,6 +214,7 @@ class PageLoader:
                     now: datetime) -> None:
         if not items:
             return
+        self._open_quarantine[object_type] = True
         rows = [{"system": self.system, "object_type": object_type, "remote_id": record.remote_id,
                  "reason": error.reason, "detail": error.detail[:2000], "raw": record.data,
                  "run_id": self.run_id, "first_seen_at": now, "last_seen_at": now, "occurrences": 1,
@@ -228,11 +231,28 @@ class PageLoader:
 
     def _resolve_quarantine(self, connection: Connection, object_type: str, remote_ids: list[str],
                             now: datetime) -> None:
+        """A record stored fine that was quarantined before is resolved (asked only while some are open)."""
+        if object_type not in self._open_quarantine:
+            self._open_quarantine[object_type] = connection.execute(select(Quarantine.id).where(
+                Quarantine.system == self.system, Quarantine.object_type == object_type,
+                Quarantine.resolved_at.is_(None)).limit(1)).first() is not None
+        if not self._open_quarantine[object_type]:
+            return
         for chunk in chunks(remote_ids, 500):
             connection.execute(update(Quarantine).where(and_(
                 Quarantine.system == self.system, Quarantine.object_type == object_type,
                 Quarantine.remote_id.in_(chunk), Quarantine.resolved_at.is_(None),
             )).values(resolved_at=now))
+
+
+def tombstone_derived(connection: Connection, keys: list[str], now: datetime) -> None:
+    """Items read off a record (`key#suffix`) go when their record goes."""
+    if not keys:
+        return
+    statement = update(SourceRecord).where(
+        SourceRecord.id > bindparam("low"), SourceRecord.id < bindparam("high"), SourceRecord.is_deleted.is_(False),
+    ).values(is_deleted=True, deleted_at=now, last_seen_at=now)
+    connection.execute(statement, [{"low": f"{key}#", "high": f"{key}$"} for key in keys])
 
 
 def mark_merged(connection: Connection, loser: str, survivor: str, now: datetime) -> None:
@@ -248,6 +268,7 @@ def mark_merged(connection: Connection, loser: str, survivor: str, now: datetime
             "id": loser, "system": system, "object_type": object_type, "remote_id": remote_id,
             "entity": "person", "first_seen_at": now, "last_seen_at": now, "is_deleted": True,
             "deleted_at": now, "merged_into": survivor}], update=[])
+    tombstone_derived(connection, [loser], now)
     duplicate = select(Association.from_id).where(Association.to_id == survivor).scalar_subquery()
     connection.execute(delete(Association).where(Association.to_id == loser, Association.from_id.in_(duplicate)))
     connection.execute(update(Association).where(Association.to_id == loser).values(to_id=survivor, updated_at=now))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
@@ -35,10 +37,26 @@ def source_key(system: str, object_type: str, remote_id: Any) -> str:
     return f"{system}:{object_type}:{remote_id}"
 
 
+@lru_cache(maxsize=4096)
+def _parts(path: str) -> tuple[str, ...]:
+    return tuple(path.split("."))
+
+
 def get_path(document: Any, path: str) -> Any:
     """The value at a dotted path; `*` maps over a list; MISSING when any step is absent."""
     value = document
-    parts = path.split(".")
+    parts = _parts(path)
+    if "*" not in parts:  # the common case, kept tight: a chain of dict lookups
+        for part in parts:
+            if isinstance(value, dict):
+                value = value.get(part, MISSING)
+                if value is MISSING:
+                    return MISSING
+            elif isinstance(value, list) and part.isdigit():
+                value = value[int(part)] if int(part) < len(value) else MISSING
+            else:
+                return MISSING
+        return value
     for index, part in enumerate(parts):
         if part == "*":
             if not isinstance(value, list):
@@ -105,131 +123,204 @@ class MappedRecord:
     skipped: bool = False
 
 
+Getter = Callable[[dict[str, Any]], Any]
+
+
+def _present(value: Any) -> bool:
+    return value is not MISSING and value is not None and value != "" and value != []
+
+
+@dataclass(slots=True)
+class _RowPlan:
+    """One canonical row's fields, each compiled once into a function of the record."""
+
+    model: type[Any]
+    fields: list[tuple[str, Getter]]
+    custom: list[tuple[str, Getter]]
+    people: list[tuple[Getter | None, tuple[str, ...], str | None]]  # (getter or None = self, probe paths, label)
+
+
 class Mapper:
-    """Maps records of one (system, object type) with its spec."""
+    """Maps records of one (system, object type) with its spec, compiled once into plain functions:
+    the spec is fixed, the records are many."""
 
     def __init__(self, system: str, spec: MappingSpec) -> None:
         self.system = system
         self.spec = spec
+        self._main = self._plan(spec.entity, spec.fields, spec.custom, spec.people)
+        self._derived = [(derived.suffix, derived.when,
+                          self._plan(derived.entity, derived.fields, derived.custom, derived.people))
+                         for derived in spec.derived]
+        self._merged_into = self._compile(spec.merged_into, "merged_into") if spec.merged_into else None
+        self._merges = self._compile(spec.merges, "merges") if spec.merges else None
 
     def map(self, remote_id: str, document: dict[str, Any]) -> MappedRecord:
         """The canonical rows for one record; raises MappingError for a record to quarantine."""
         if self.spec.skip_when is not None and holds(self.spec.skip_when, document):
             return MappedRecord(skipped=True)
         key = source_key(self.system, self.spec.object, remote_id)
-        main = self._row(self.spec.entity, key, self.spec.fields, self.spec.custom, self.spec.people, document, key)
-        record = MappedRecord(rows=[main])
-        for derived in self.spec.derived:
-            if holds(derived.when, document):
-                derived_key = f"{key}#{derived.suffix}"
-                record.rows.append(self._row(derived.entity, derived_key, derived.fields, derived.custom,
-                                             derived.people, document, key))
-        if self.spec.merged_into is not None:
-            record.merged_into = self._value(self.spec.merged_into, document, "merged_into")
-        if self.spec.merges is not None:
-            merges = self._value(self.spec.merges, document, "merges")
+        record = MappedRecord(rows=[self._row(self._main, key, document, key)])
+        for suffix, when, plan in self._derived:
+            if holds(when, document):
+                record.rows.append(self._row(plan, f"{key}#{suffix}", document, key))
+        if self._merged_into is not None:
+            record.merged_into = self._merged_into(document)
+        if self._merges is not None:
+            merges = self._merges(document)
             record.merges = [merges] if isinstance(merges, str) else list(merges or [])
         return record
 
     # ------------------------------------------------------------------ rows
-    def _row(self, entity: str, key: str, fields: dict[str, FieldSpec], custom: dict[str, FieldSpec],
-             people: list[PeopleSpec], document: dict[str, Any], owner_key: str) -> MappedRow:
-        values = {name: self._value(spec, document, name) for name, spec in fields.items()}
-        extra = {name: self._value(spec, document, f"custom.{name}") for name, spec in custom.items()}
-        extra = {name: _jsonable(value) for name, value in extra.items() if value is not None}
+    def _plan(self, entity: str, fields: dict[str, FieldSpec], custom: dict[str, FieldSpec],
+              people: list[PeopleSpec]) -> _RowPlan:
+        return _RowPlan(
+            WRITE_MODELS[entity],
+            [(name, self._compile(spec, name)) for name, spec in fields.items()],
+            [(name, self._compile(spec, f"custom.{name}")) for name, spec in custom.items()],
+            [(None if spec.self_ else self._compile(spec, "people"),
+              tuple(path.split(".*")[0] for path in _paths(spec)), spec.label) for spec in people])
+
+    def _row(self, plan: _RowPlan, key: str, document: dict[str, Any], owner_key: str) -> MappedRow:
+        values = {name: getter(document) for name, getter in plan.fields}
+        extra = {}
+        for name, getter in plan.custom:
+            value = getter(document)
+            if value is not None:
+                extra[name] = _jsonable(value)
+        values["custom"] = extra or None
         try:
-            model = WRITE_MODELS[entity].model_validate({**values, "custom": extra or None})
+            model = plan.model.model_validate(values)
         except ValidationError as error:
             raise MappingError(*quarantine_reason(error)) from None
-        row = {name: getattr(value, "value", value) for name, value in model.row().items()}
-        return MappedRow(entity, key, row, self._people(people, document, owner_key))
+        return MappedRow(model.entity, key, model.row(), self._people(plan, document, owner_key))
 
-    def _people(self, specs: list[PeopleSpec], document: dict[str, Any],
-                owner_key: str) -> list[tuple[str, str | None, bool]] | None:
-        if not specs:
+    @staticmethod
+    def _people(plan: _RowPlan, document: dict[str, Any], owner_key: str) -> list[tuple[str, str | None, bool]] | None:
+        if not plan.people:
             return None
         found: list[tuple[str, str | None, bool]] = []
         provided = False
-        for spec in specs:
-            if spec.self_:
-                provided = True
-                keys: Any = [owner_key]
+        for getter, probes, label in plan.people:
+            if getter is None:
+                provided, keys = True, [owner_key]
             else:
-                paths = spec.from_ if isinstance(spec.from_, list) else [spec.from_]
-                provided = provided or any(get_path(document, path.split(".*")[0]) is not MISSING
-                                           for path in paths if path)
-                keys = self._value(spec, document, "people")
+                provided = provided or any(get_path(document, probe) is not MISSING for probe in probes)
+                keys = getter(document)
             for person in keys if isinstance(keys, list) else [keys]:
                 if person and all(person != existing for existing, _, _ in found):
-                    found.append((person, spec.label, not found))
+                    found.append((person, label, not found))
         return found if provided else None
 
     # ------------------------------------------------------------------ values
-    def _value(self, spec: FieldSpec, document: dict[str, Any], name: str) -> Any:
-        if spec.when is not None and not holds(spec.when, document):
-            return None
-        value = self._raw(spec, document)
-        try:
-            for step in spec.transform:
-                transform, argument = (step, None) if isinstance(step, str) else next(iter(step.items()))
-                if value is not None:
-                    value = transforms.apply(transform, value, argument)
-        except transforms.TransformError as error:
-            raise MappingError("invalid_value", f"{name}: {error}") from None
-        if spec.map is not None and value is not None:
-            value = self._lookup(spec, value, name)
-        elif value is None and "default" in spec.model_fields_set and "cases" not in spec.model_fields_set:
-            value = spec.default
-        if spec.ref is not None and value is not None:
-            value = self._refs(spec.ref, value, document)
-        if spec.required and value in (None, "", []):
-            raise MappingError("missing_required_field", f"{name}: required value is missing")
+    def _compile(self, spec: FieldSpec, name: str) -> Getter:
+        """One field as a function of the record, with only the steps its spec asks for."""
+        source = self._source(spec)
+        steps = tuple((step, None) if isinstance(step, str) else next(iter(step.items())) for step in spec.transform)
+        has_default = "default" in spec.model_fields_set and spec.cases is None
+        lookup = self._lookup(spec, name) if spec.map is not None else None
+        refs = self._refs(spec.ref) if spec.ref is not None else None
+        when, required, default = spec.when, spec.required, spec.default
+        if not (steps or lookup or refs or has_default or required or when is not None):
+            return source
+
+        def value(document: dict[str, Any]) -> Any:
+            if when is not None and not holds(when, document):
+                return None
+            result = source(document)
+            if result is not None and steps:
+                try:
+                    for transform, argument in steps:
+                        if result is not None:
+                            result = transforms.apply(transform, result, argument)
+                except transforms.TransformError as error:
+                    raise MappingError("invalid_value", f"{name}: {error}") from None
+            if lookup is not None and result is not None:
+                result = lookup(result)
+            elif result is None and has_default:
+                result = default
+            if refs is not None and result is not None:
+                result = refs(result, document)
+            if required and result in (None, "", []):
+                raise MappingError("missing_required_field", f"{name}: required value is missing")
+            return result
+
         return value
 
-    def _raw(self, spec: FieldSpec, document: dict[str, Any]) -> Any:
+    @staticmethod
+    def _source(spec: FieldSpec) -> Getter:
         if "value" in spec.model_fields_set:
-            return spec.value
+            constant = spec.value
+            return lambda document: constant
         if spec.cases is not None:
-            for case in spec.cases:
-                if holds(case.when, document):
-                    return case.value
-            return spec.default
-        for path in spec.from_ if isinstance(spec.from_, list) else [spec.from_]:
-            value = get_path(document, path or "")
-            if value is not MISSING and value is not None and value != "" and value != []:
-                return value
-        return None
+            cases, default = [(case.when, case.value) for case in spec.cases], spec.default
+            return lambda document: next((value for when, value in cases if holds(when, document)), default)
+        paths = _paths(spec)
+        if len(paths) == 1 and not spec.collect:
+            path = paths[0]
 
-    def _lookup(self, spec: FieldSpec, value: Any, name: str) -> Any:
+            def one(document: dict[str, Any]) -> Any:
+                value = get_path(document, path)
+                return value if _present(value) else None
+
+            return one
+
+        def many(document: dict[str, Any]) -> Any:
+            found: list[Any] = []
+            for path in paths:
+                value = get_path(document, path)
+                if not _present(value):
+                    continue
+                if not spec.collect:
+                    return value
+                found += value if isinstance(value, list) else [value]
+            return found or None
+
+        return many
+
+    @staticmethod
+    def _lookup(spec: FieldSpec, name: str) -> Callable[[Any], Any]:
         table = spec.map or {}
-        if isinstance(value, list):
-            return [self._lookup(spec, item, name) for item in value]
-        for candidate in (value, str(value), str(value).lower()):
-            if candidate in table:
-                return table[candidate]
-        if "default" in spec.model_fields_set:
-            return spec.default
-        raise MappingError("invalid_value", f"{name}: unexpected value {value!r} (known: {', '.join(map(str, table))})")
+        has_default = "default" in spec.model_fields_set
 
-    def _refs(self, ref: RefSpec, value: Any, document: dict[str, Any]) -> Any:
-        if isinstance(value, list):
-            keys = [self._ref(ref, item, document) for item in value]
-            return [key for key in keys if key]
-        return self._ref(ref, value, document)
+        def lookup(value: Any) -> Any:
+            if isinstance(value, list):
+                return [lookup(item) for item in value]
+            for candidate in (value, str(value), str(value).lower()):
+                if candidate in table:
+                    return table[candidate]
+            if has_default:
+                return spec.default
+            raise MappingError("invalid_value",
+                               f"{name}: unexpected value {value!r} (known: {', '.join(map(str, table))})")
+
+        return lookup
+
+    def _refs(self, ref: RefSpec) -> Callable[[Any, dict[str, Any]], Any]:
+        def refs(value: Any, document: dict[str, Any]) -> Any:
+            if isinstance(value, list):
+                return [key for key in (self._ref(ref, item, document) for item in value) if key]
+            return self._ref(ref, value, document)
+
+        return refs
 
     def _ref(self, ref: RefSpec, value: Any, document: dict[str, Any]) -> str | None:
         if ref.email:
             normalized = transforms.normalize_email(value)
             return f"email:{normalized}" if normalized else None
-        system, object_type = self.system, None
-        if ref.object:
-            head, _, tail = ref.object.partition(":")
-            system, object_type = (head, tail) if tail and head in SYSTEM_NAMES else (self.system, ref.object)
-        elif ref.prefix:
-            object_type = ref.prefix.get(str(value)[:3])
+        target: str | None = ref.object
+        if ref.prefix:
+            target = ref.prefix.get(str(value)[:3])
         elif ref.by_field and ref.map:
-            object_type = ref.map.get(str(get_path(document, ref.by_field)))
-        return source_key(system, object_type, value) if object_type else None
+            target = ref.map.get(str(get_path(document, ref.by_field)))
+        if not target:
+            return None
+        head, _, tail = target.partition(":")  # "salesforce:Contact" names another CRM's object
+        system, object_type = (head, tail) if tail and head in SYSTEM_NAMES else (self.system, target)
+        return source_key(system, object_type, value)
+
+
+def _paths(spec: FieldSpec) -> tuple[str, ...]:
+    return tuple(path for path in (spec.from_ if isinstance(spec.from_, list) else [spec.from_]) if path)
 
 
 def _jsonable(value: Any) -> Any:

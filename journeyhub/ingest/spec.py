@@ -11,6 +11,7 @@ direction: {from: CallType, map: {Inbound: inbound, Outbound: outbound}, default
 status: {cases: [{when: {path: IsWon, equals: true}, value: won}], default: open}
 closed_at: {from: CloseDate, transform: date_utc, when: {path: IsClosed, equals: true}}
 owner_id: {from: OwnerId, ref: User}         # a reference becomes a source key
+xrefs: {from: [a, b], collect: true, ref: {prefix: {"003": "salesforce:Contact", "00Q": "salesforce:Lead"}}}
 ```
 Named transforms come from a closed set (`journeyhub.ingest.transforms.TRANSFORMS`); there are no
 expressions. `people` lists who the record is about; `derived` reads extra timeline items off the same
@@ -99,6 +100,7 @@ class FieldSpec(Strict):
     ref: RefSpec | None = None
     when: Conditions | None = None
     required: bool = False
+    collect: bool = Field(False, description="every non-empty value of every `from` path, as one list")
 
     @model_validator(mode="before")
     @classmethod

@@ -150,6 +150,9 @@ TRANSFORMS: dict[str, Callable[[Any, Any], Any]] = {
 
 
 def apply(name: str, value: Any, argument: Any = None) -> Any:
-    if isinstance(value, list) and name not in {"first", "split"}:
+    """A transform applies to each item of a list; `split` flattens; `first` takes the list as a whole."""
+    if isinstance(value, list) and name == "split":
+        return [part for item in value for part in (_split(item, argument) or [])]
+    if isinstance(value, list) and name != "first":
         return [TRANSFORMS[name](item, argument) for item in value]
     return TRANSFORMS[name](value, argument)

@@ -57,7 +57,8 @@ def main() -> None:
             if pages == kill_after:
                 die()
 
-    batch = pull_pages(engine, connector, loader, object_type, full=full, on_page=after_page)
+    batch = pull_pages(engine, connector, loader, object_type, full=full, on_page=after_page,
+                       group_records=settings.store_group_records)
     print(json.dumps(batch.counts.as_dict()))
 
 

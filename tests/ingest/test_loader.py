@@ -24,6 +24,12 @@ fields:
   email: properties.email
   last_name: properties.lastname
 merges: {from: properties.hs_merged_object_ids, transform: {split: ";"}, ref: contacts}
+derived:
+  - suffix: form
+    when: {path: properties.form_date, present: true}
+    fields:
+      kind: {value: form_submission}
+      occurred_at: {from: properties.form_date, transform: datetime}
 """,
     "deals": """
 object: deals
@@ -185,3 +191,13 @@ def test_run_counters_accumulate_in_the_same_transaction(engine: Engine, hub: Pa
         run = connection.execute(select(SyncRun)).one()
     assert (run.records_read, run.inserted, run.unchanged, run.quarantined, run.api_calls) == (3, 1, 1, 1, 4)
     assert [tuple(r) for r in rows(engine, "SELECT COUNT(*) FROM quarantine")] == [(1,)]
+
+
+def test_items_read_off_a_record_go_when_the_record_goes(engine: Engine, hub: PageLoader) -> None:
+    form = {"form_date": "2025-01-01T00:00:00Z"}
+    hub.store(Page("contacts", [contact("1", "a@x.io", **form), contact("2", "b@x.io", **form),
+                                contact("3", "c@x.io", **form)], cursor=None))
+    hub.store(Page("contacts", [Record("contacts", "1", None, deleted=True),
+                                contact("3", "c@x.io", hs_merged_object_ids="2", **form)], cursor=None))
+    assert rows(engine, "SELECT id, is_deleted FROM source_record WHERE id LIKE '%#form' ORDER BY id") == [
+        ("hubspot:contacts:1#form", True), ("hubspot:contacts:2#form", True), ("hubspot:contacts:3#form", False)]

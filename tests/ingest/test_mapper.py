@@ -206,3 +206,22 @@ def test_every_packaged_mapping_is_valid() -> None:
 
     checked, problems = check_all(mappings_root())
     assert problems == [] and len(checked) >= 3
+
+
+def test_collect_gathers_every_path_and_prefix_refs_can_name_another_crm() -> None:
+    people = spec("""
+object: contacts
+entity: person
+fields:
+  email: properties.email
+  xrefs:
+    from: [properties.salesforcecontactid, properties.salesforceleadid]
+    collect: true
+    transform: {split: ";"}
+    ref: {prefix: {"003": "salesforce:Contact", "00Q": "salesforce:Lead"}}
+""")
+    row = Mapper("hubspot", people).map("1", {"properties": {
+        "email": "a@x.io", "salesforcecontactid": "003A;003B", "salesforceleadid": "00QZ"}}).rows[0]
+    assert row.row["xrefs"] == ["salesforce:Contact:003A", "salesforce:Contact:003B", "salesforce:Lead:00QZ"]
+    alone = Mapper("hubspot", people).map("2", {"properties": {"email": "b@x.io", "salesforceleadid": "00QY"}})
+    assert alone.rows[0].row["xrefs"] == ["salesforce:Lead:00QY"]
