@@ -1,27 +1,33 @@
 """One API budget per CRM shared by pulls and pushes: Prefect global rate limits named `crm-<system>`.
 
-Sized to the vendors' documented limits (HubSpot 190 requests / 10 s for a private app, Dataverse 6,000 /
-5 minutes per user, Salesforce by daily allocation — kept to a steady rate), overridable with
-`JOURNEYHUB_RATE_<SYSTEM>` (requests per second). Connectors take a slot before every call while a flow runs.
+Sized to the vendors' documented limits as a burst and a steady rate: HubSpot 190 requests per 10 s for a
+private app (burst 190, 19/s), Dataverse 6,000 per 5 minutes per user (burst 600, 20/s), Salesforce by daily
+allocation (burst 100, 25/s). Override with `JOURNEYHUB_RATE_<SYSTEM>=<burst>/<per second>`. Connectors take
+a slot before every call while a flow runs, so pulls and pushes running at once share one budget.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable
 
 log = logging.getLogger("journeyhub.flows")
 
-REQUESTS_PER_SECOND = {"hubspot": 19.0, "salesforce": 20.0, "dynamics": 20.0}
+RATES = {"hubspot": (190, 19.0), "salesforce": (100, 25.0), "dynamics": (600, 20.0)}  # (burst, per second)
 
 
 def limit_name(system: str) -> str:
     return f"crm-{system}"
 
 
-def rate(system: str) -> float:
-    return float(os.environ.get(f"JOURNEYHUB_RATE_{system.upper()}", REQUESTS_PER_SECOND[system]))
+def rate(system: str) -> tuple[int, float]:
+    configured = os.environ.get(f"JOURNEYHUB_RATE_{system.upper()}")
+    if not configured:
+        return RATES[system]
+    burst, _, per_second = configured.partition("/")
+    return int(burst), float(per_second or burst)
 
 
 def ensure_rate_limits(systems: list[str]) -> None:
@@ -35,19 +41,36 @@ def ensure_rate_limits(systems: list[str]) -> None:
             try:
                 client.read_global_concurrency_limit_by_name(limit_name(system))
             except ObjectNotFound:
-                per_second = rate(system)
+                burst, per_second = rate(system)
                 client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(
-                    name=limit_name(system), limit=max(1, int(per_second)), slot_decay_per_second=per_second))
-                log.info("created the Prefect rate limit %s (%.0f requests/s)", limit_name(system), per_second)
+                    name=limit_name(system), limit=max(1, burst), slot_decay_per_second=per_second))
+                log.info("created the Prefect rate limit %s (burst %d, %.0f requests/s)", limit_name(system),
+                         burst, per_second)
+
+
+class SlotBucket:
+    """Takes the CRM's rate-limit slots from Prefect a few at a time: each acquisition is a round trip to
+    the server, so asking per request would cost more than the request. Thread-safe (tasks run in threads)."""
+
+    def __init__(self, system: str, chunk: int = 10) -> None:
+        self.name = limit_name(system)
+        self.chunk = chunk
+        self.remaining = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        from prefect.concurrency.sync import rate_limit
+        from prefect.context import FlowRunContext, TaskRunContext
+
+        if FlowRunContext.get() is None and TaskRunContext.get() is None:
+            return
+        with self._lock:
+            if self.remaining == 0:
+                rate_limit(self.name, occupy=self.chunk, strict=False)
+                self.remaining = self.chunk
+            self.remaining -= 1
 
 
 def throttle(system: str) -> Callable[[], None]:
-    """What a connector calls before each request: take one slot of the CRM's rate limit (only in a flow run)."""
-    from prefect.concurrency.sync import rate_limit
-    from prefect.context import FlowRunContext, TaskRunContext
-
-    def take_slot() -> None:
-        if FlowRunContext.get() is not None or TaskRunContext.get() is not None:
-            rate_limit(limit_name(system), occupy=1, strict=False)
-
-    return take_slot
+    """What a connector calls before each request: a slot of the CRM's shared rate limit (in flow runs)."""
+    return SlotBucket(system)

@@ -18,6 +18,7 @@ from prefect.cache_policies import NO_CACHE
 
 from connectors.base import Connector
 from connectors.errors import ConnectorError, FatalError, RetriableError
+from flows.limits import throttle
 from flows.runtime import hub_context, publish_sync, run_log, run_name, under_prefect
 from journeyhub.config import load_mappings
 from journeyhub.connections import open_connector
@@ -38,7 +39,7 @@ def connector_for(system: SystemName, settings: Settings) -> Connector:
     key = (system, id(settings))
     with _lock:
         if key not in _connectors:
-            _connectors[key] = open_connector(system, settings)
+            _connectors[key] = open_connector(system, settings, throttle=throttle(system) if under_prefect() else None)
         return _connectors[key]
 
 

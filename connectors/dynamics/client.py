@@ -53,6 +53,7 @@ class DynamicsConfig:
     page_size: int = 5000                 # Prefer: odata.maxpagesize
     timeout_seconds: float = 60.0
     retry: RetryPolicy = DEFAULT_POLICY
+    throttle: Callable[[], None] | None = None  # called before every request (a shared rate budget)
 
     @property
     def org_url(self) -> str:
@@ -246,6 +247,8 @@ class DataverseClient:
 
     def _count(self, _request: httpx.Request) -> None:
         self.api_calls += 1
+        if self.config.throttle is not None:
+            self.config.throttle()
 
     def request(self, method: str, url: str, *, params: dict[str, str] | None = None,
                 headers: dict[str, str] | None = None, content: bytes | None = None) -> httpx.Response:

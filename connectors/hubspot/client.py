@@ -52,6 +52,7 @@ class HubSpotConfig:
     reconcile_window_seconds: float = 7 * 86400       # association reconciliation looks at records active this recently
     timeout_seconds: float = 30.0
     retry: RetryPolicy = DEFAULT_POLICY
+    throttle: Callable[[], None] | None = None  # called before every request (a shared rate budget)
 
 
 class HubSpotClient:
@@ -116,6 +117,8 @@ class HubSpotClient:
                 **kwargs: Any) -> Any:
         """One attempt, counted: the raw response is parsed with orjson instead of the SDK's models."""
         self.api_calls += 1
+        if self.config.throttle is not None:
+            self.config.throttle()
         try:
             response = fn(*args, **kwargs, _preload_content=False, _request_timeout=self.config.timeout_seconds)
             try:
@@ -137,6 +140,8 @@ class HubSpotClient:
 
         def attempt() -> Any:
             self.api_calls += 1
+            if self.config.throttle is not None:
+                self.config.throttle()
             try:
                 response = self._session.get(request.get_url(), timeout=self.config.timeout_seconds,
                                              **request.get_options_for_sending())

@@ -72,6 +72,7 @@ class SalesforceConfig:
     deleted_check_interval_seconds: float = 3600.0   # how often an incremental read also asks deleted/
     timeout_seconds: float = 60.0
     retry: RetryPolicy = DEFAULT_POLICY
+    throttle: Callable[[], None] | None = None  # called before every request (a shared rate budget)
 
 
 class QueryLocatorExpired(Exception):
@@ -89,10 +90,12 @@ class Transport(HTTPAdapter):
     `rewrites` maps a netloc simple-salesforce builds (`https://<netloc>`) to the (scheme, netloc) to use.
     """
 
-    def __init__(self, rewrites: dict[str, tuple[str, str]], timeout: float) -> None:
+    def __init__(self, rewrites: dict[str, tuple[str, str]], timeout: float,
+                 throttle: Callable[[], None] | None = None) -> None:
         super().__init__()
         self.rewrites = rewrites
         self.timeout = timeout
+        self.throttle = throttle
         self.calls = 0
         self.last: requests.Response | None = None
 
@@ -104,6 +107,8 @@ class Transport(HTTPAdapter):
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
         self.calls += 1
+        if self.throttle is not None:
+            self.throttle()
         response = super().send(request, **kwargs)
         self.last = response
         return response
@@ -152,7 +157,7 @@ class SalesforceClient:
             raise ConfigError(SYSTEM, "no Salesforce credentials: set SALESFORCE_ACCESS_TOKEN, or " + REFRESHABLE_HINT)
         self.config = config
         self.endpoints = endpoints(config)
-        self.transport = Transport(self.endpoints.rewrites, config.timeout_seconds)
+        self.transport = Transport(self.endpoints.rewrites, config.timeout_seconds, config.throttle)
         self.session = requests.Session()
         self.session.mount("https://", self.transport)
         self.session.mount("http://", self.transport)
