@@ -48,6 +48,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         if parsed.get_backend_name() == "sqlite":
             engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
             event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "begin", _sqlite_begin)
         else:
             # No server-side prepared statements: a generic plan made while a table was small (a seq scan)
             # would be kept as the table grows, turning each page's id lookup into a full scan.
@@ -62,12 +63,23 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # transactions are begun by _sqlite_begin, not by the driver
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA cache_size=-64000")
     cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    """Transactions opened by `transaction()` begin IMMEDIATE: one that reads then writes (a page: look up,
+    then upsert) must hold the write lock from the start, or it fails at once with "database is locked"
+    when another writer committed after its read (WAL's busy-snapshot case, which the busy timeout does not
+    cover). Immediate ones simply wait their turn, so concurrent CRM pulls share one SQLite file safely;
+    other transactions stay deferred so readers never block each other."""
+    immediate = connection.get_execution_options().get("journeyhub_immediate")
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def check_connection(engine: Engine) -> None:
@@ -85,6 +97,9 @@ def check_connection(engine: Engine) -> None:
 
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Connection]:
-    """A connection inside one transaction: committed on success, rolled back on any error."""
-    with engine.begin() as connection:
-        yield connection
+    """A write transaction that may read first: committed on success, rolled back on any error; on
+    SQLite it takes the write lock at the start (see _sqlite_begin)."""
+    with engine.connect() as connection:
+        connection = connection.execution_options(journeyhub_immediate=True)
+        with connection.begin():
+            yield connection

@@ -88,7 +88,8 @@ def hub(systems: list[SystemName] | None = None, full: bool = False, push: bool 
     update_progress_artifact(progress, 50.0)
     result.journey = journey(as_of=as_of)
     update_progress_artifact(progress, 70.0)
-    pulled = [system for system in chosen if system not in result.failures]
+    stopped = set(result.failures) | {sync.system for sync in result.syncs if sync.error}  # e.g. rejected login
+    pulled = [system for system in chosen if system not in stopped]
     if push and pulled:
         result.pushes = push_flow(pulled, dry_run=dry_run)
     update_progress_artifact(progress, 100.0)

@@ -18,6 +18,7 @@ import orjson
 from sqlalchemy import Engine, and_, bindparam, delete, select, update
 from sqlalchemy.engine import Connection
 
+from canonical.db import transaction
 from canonical.models import CANONICAL_TABLES, Association, Quarantine, SourceRecord, SyncRun, SyncState
 from canonical.types import utcnow
 from canonical.upsert import chunks, fetch_by_ids, upsert
@@ -96,7 +97,7 @@ class PageLoader:
                 counts.skipped += 1
                 continue
             planned.append(_Planned(record, key, payload_hash(record), mapped))
-        with self.engine.begin() as connection:
+        with transaction(self.engine) as connection:
             changed = self._changed(connection, planned, counts)
             self._write(connection, changed, mapper, now)
             self._quarantine(connection, page.object_type, quarantined, now)

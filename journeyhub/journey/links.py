@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 
+from canonical.db import transaction
 from canonical.upsert import chunks
 
 DERIVE = """
@@ -70,7 +71,7 @@ def _add_ids(connection: Connection, ids: Iterable[str]) -> None:
 def refresh(engine: Engine, since: datetime | None, moved_people: set[str], moved_email_keys: set[str]) -> set[str]:
     """Recompute links of entities changed since `since` or attached to people who changed customer;
     returns the customers whose links changed (before or after). `since=None` rebuilds everything."""
-    with engine.begin() as connection:
+    with transaction(engine) as connection:  # reads (the scope) then writes: take the write lock first
         if since is None:
             rebuild(connection)
             return {row[0] for row in connection.execute(text("SELECT DISTINCT customer_id FROM customer_link"))}

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, select
 
+from canonical.db import transaction
 from canonical.models import WritebackConflict, WritebackLedger
 from canonical.types import utcnow
 from canonical.upsert import upsert
@@ -151,7 +152,7 @@ class Executor:
                 "payload": write.payload if result.ok else None, "status": "pushed" if result.ok else "failed",
                 "error": None if result.ok else (result.error or "rejected")[:4000], "attempts": 1,
                 "first_pushed_at": now, "last_pushed_at": now, "run_id": self.run_id})
-        with self.engine.begin() as connection:
+        with transaction(self.engine) as connection:
             ok_rows = [row for row in rows if row["status"] == "pushed"]
             failed_rows = [row for row in rows if row["status"] == "failed"]
             conflict = ["system", "target_object_type", "target_remote_id", "item_key"]
@@ -170,7 +171,7 @@ class Executor:
         if not found:
             return
         now = utcnow()
-        with self.engine.begin() as connection:
+        with transaction(self.engine) as connection:
             for write, conflict in found:
                 exists = connection.execute(select(WritebackConflict.id).where(and_(
                     WritebackConflict.system == write.system,

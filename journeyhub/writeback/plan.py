@@ -100,15 +100,17 @@ class Planner:
         with self.engine.connect() as connection:
             customers = facts.live_customers(connection)
         for batch in chunks(customers, BATCH):
-            with self.engine.connect() as connection:
+            planned: list[PlannedWrite] = []
+            with self.engine.connect() as connection:  # closed before yielding: the writer needs the database
                 values = facts.journey_values(connection, batch)
                 items = facts.timeline(connection, batch)
                 for system, policy in active:
                     targets = facts.targets(connection, system, policy.targets, batch)
                     ledger = facts.ledger(connection, system, [target.remote_id for target in targets])
                     for target in targets:
-                        yield from self._for_target(system, policy, target, values[target.customer_id],
+                        planned += self._for_target(system, policy, target, values[target.customer_id],
                                                     items.get(target.customer_id, []), ledger)
+            yield from planned
 
     # ------------------------------------------------------------------ per target
     def _for_target(self, system: str, policy: SystemPolicy, target: Target, values: dict[str, Any],

@@ -1,0 +1,84 @@
+"""The flows as Prefect runs them (one session-scoped test harness): a CRM that fails does not stop the
+others and the hub run ends Partial with the reason; each flow publishes its ops artifacts."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prefect.testing.utilities import prefect_test_harness
+
+from canonical.db import make_engine
+from canonical.schema import upgrade
+from flows import sync as sync_flow
+from sandbox.runtime import Sandbox
+from tests.e2e.hub import scalar
+
+
+@pytest.fixture(scope="session")
+def harness() -> Iterator[None]:
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def hub_env(tmp_path: Path) -> Iterator[tuple[Sandbox, str]]:
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    upgrade(make_engine(url))
+    saved = dict(os.environ)
+    with Sandbox(people=60, seed=3) as sandbox:
+        os.environ.update({**sandbox.env, "JOURNEYHUB_DATABASE_URL": url})
+        sync_flow._connectors.clear()
+        try:
+            yield sandbox, url
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+            sync_flow._connectors.clear()
+
+
+def artifacts_of(flow_run_ids: list[Any]) -> set[str]:
+    from prefect.settings import PREFECT_API_URL
+
+    response = httpx.post(f"{PREFECT_API_URL.value()}/artifacts/filter", timeout=30, json={
+        "artifacts": {"flow_run_id": {"any_": [str(run) for run in flow_run_ids]}}, "limit": 200, "offset": 0})
+    response.raise_for_status()
+    return {artifact["key"] for artifact in response.json() if artifact["key"]}
+
+
+def test_one_failing_crm_leaves_the_others_synced_and_the_run_partial(harness: None,
+                                                                      hub_env: tuple[Sandbox, str]) -> None:
+    from flows.hub import hub
+
+    sandbox, url = hub_env
+    os.environ["SALESFORCE_ACCESS_TOKEN"] = "expired-session"
+    state = hub(return_state=True)
+    assert state.is_completed() and state.name == "Partial"
+    assert "salesforce" in (state.message or "") and "session" in (state.message or "").lower()
+    result = state.result()
+    assert {sync.system: sync.status for sync in result.syncs}["hubspot"] == "succeeded"
+    engine = make_engine(url)
+    assert scalar(engine, "SELECT COUNT(*) FROM source_record WHERE system = 'dynamics'") > 0
+    assert scalar(engine, "SELECT COUNT(*) FROM source_record WHERE system = 'salesforce'") == 0
+    assert scalar(engine, "SELECT COUNT(*) FROM sync_run WHERE system = 'salesforce' AND status = 'failed'") >= 1
+    assert {report.systems[0] for report in result.pushes} == {"hubspot", "dynamics"}
+    assert sandbox.total_requests("dynamics") > 0
+
+
+def test_each_flow_publishes_its_ops_artifacts(harness: None, hub_env: tuple[Sandbox, str]) -> None:
+    from flows.journey import journey
+    from flows.push import push_flow
+    from flows.sync import sync_crm
+
+    synced = sync_crm(system="dynamics", return_state=True)
+    assert synced.result().status == "succeeded"
+    tagged = journey(return_state=True)
+    assert tagged.result().customers > 0
+    planned = push_flow(["dynamics"], dry_run=True, return_state=True)
+    assert planned.result()[0].dry_run
+    keys = artifacts_of([state.state_details.flow_run_id for state in (synced, tagged, planned)])
+    assert {"dynamics-pull", "lifecycle-funnel", "journey-summary", "push-summary"} <= keys
