@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, Text, UniqueConstraint
+from sqlalchemy import Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from canonical.types import JSONDocument, UTCDateTime
@@ -140,7 +140,14 @@ class Interaction(SQLModel, table=True):
     """One item on the timeline: an activity, a message, a marketing email event, a survey answer…"""
 
     __tablename__ = "interaction"
-    __table_args__ = (Index("ix_interaction_occurred", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_interaction_occurred", "occurred_at"),
+        # activities logged on a deal or ticket belong to its people: customer links look them up this way
+        Index("ix_interaction_deal", "deal_id", sqlite_where=text("deal_id IS NOT NULL"),
+              postgresql_where=text("deal_id IS NOT NULL")),
+        Index("ix_interaction_ticket", "ticket_id", sqlite_where=text("ticket_id IS NOT NULL"),
+              postgresql_where=text("ticket_id IS NOT NULL")),
+    )
 
     id: str = Field(primary_key=True, max_length=KEY)
     kind: str = Field(max_length=32)

@@ -1,4 +1,6 @@
-"""Batch upserts with the dialect's native ON CONFLICT (SQLite and PostgreSQL), never row by row."""
+"""Batch writes — upserts with the dialect's native ON CONFLICT, plain inserts, keyed updates — on SQLite and
+PostgreSQL, never row by row. On SQLite the statement is compiled once per shape and the rows are bound as
+tuples on the same DBAPI connection: a sync or a tagging pass writes every record through here."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Boolean, Table, select
+from sqlalchemy import JSON, Boolean, Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
@@ -86,15 +88,17 @@ Converters = list[tuple[int, Callable[[Any], Any]]]
 _SQLITE_STATEMENTS: dict[tuple[Any, ...], tuple[str, list[str], Converters]] = {}
 
 
-def _sqlite_statement(connection: Connection, table: Table, names: tuple[str, ...], conflict: tuple[str, ...],
+def _sqlite_statement(connection: Connection, table: Table, names: tuple[str, ...], conflict: tuple[str, ...] | None,
                       columns: tuple[str, ...]) -> tuple[str, list[str], Converters]:
-    """The upsert's SQL text, its parameter order and converters, compiled once per shape."""
+    """The statement's SQL text, its parameter order and converters, compiled once per shape
+    (`conflict` None: a plain INSERT)."""
     key = (table.name, names, conflict, columns)
     if key not in _SQLITE_STATEMENTS:
         statement = sqlite.insert(table)
-        set_ = {name: statement.excluded[name] for name in columns}
-        statement = (statement.on_conflict_do_update(index_elements=list(conflict), set_=set_) if set_
-                     else statement.on_conflict_do_nothing(index_elements=list(conflict)))
+        if conflict is not None:
+            set_ = {name: statement.excluded[name] for name in columns}
+            statement = (statement.on_conflict_do_update(index_elements=list(conflict), set_=set_) if set_
+                         else statement.on_conflict_do_nothing(index_elements=list(conflict)))
         compiled = statement.compile(dialect=connection.dialect, column_keys=list(names))
         order = list(compiled.positiontup or [])
         converters = [(index, convert) for index, name in enumerate(order)
@@ -103,11 +107,17 @@ def _sqlite_statement(connection: Connection, table: Table, names: tuple[str, ..
     return _SQLITE_STATEMENTS[key]
 
 
-def _sqlite_executemany(connection: Connection, table: Table, names: tuple[str, ...], conflict: tuple[str, ...],
-                        columns: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> None:
+def _sqlite_executemany(connection: Connection, table: Table, names: tuple[str, ...],
+                        conflict: tuple[str, ...] | None, columns: tuple[str, ...],
+                        rows: Sequence[dict[str, Any]]) -> None:
     """SQLite fast path: the statement compiled once, rows bound as tuples on the same DBAPI connection
-    (same transaction). A sync stores every record through here, so the per-row overhead matters."""
+    (same transaction)."""
     sql, order, converters = _sqlite_statement(connection, table, names, conflict, columns)
+    _sqlite_run(connection, sql, order, converters, rows)
+
+
+def _sqlite_run(connection: Connection, sql: str, order: list[str], converters: Converters,
+                rows: Sequence[dict[str, Any]]) -> None:
     getter = itemgetter(*order)
     params = []
     for row in rows:
@@ -133,3 +143,38 @@ def fetch_by_ids(connection: Connection, model: type[SQLModel] | Table, ids: Seq
         for row in connection.execute(select(key, *wanted).where(key.in_(chunk))):
             found[row[0]] = tuple(row[1:])
     return found
+
+
+def insert_rows(connection: Connection, model: type[SQLModel] | Table, rows: Sequence[dict[str, Any]]) -> int:
+    """A plain batch INSERT of rows that all have the same keys."""
+    if not rows:
+        return 0
+    table = table_of(model)
+    if connection.dialect.name == "sqlite":
+        _sqlite_executemany(connection, table, tuple(rows[0]), None, (), rows)
+    else:
+        for chunk in chunks(rows, CHUNK):
+            connection.execute(table.insert(), list(chunk))
+    return len(rows)
+
+
+def update_rows(connection: Connection, model: type[SQLModel] | Table, key: str,
+                rows: Sequence[dict[str, Any]]) -> int:
+    """Batch `UPDATE … SET <the other keys> WHERE <key> = …` for rows that all have the same keys."""
+    if not rows:
+        return 0
+    table = table_of(model)
+    columns = [name for name in rows[0] if name != key]
+    if connection.dialect.name == "sqlite":
+        sql = f"UPDATE {table.name} SET {', '.join(f'{name} = ?' for name in columns)} WHERE {key} = ?"
+        order = [*columns, key]
+        converters = [(index, convert) for index, name in enumerate(order)
+                      if (convert := _sqlite_value(table.c[name].type)) is not None]
+        _sqlite_run(connection, sql, order, converters, rows)
+        return len(rows)
+    statement = table.update().where(table.c[key] == bindparam(f"_key_{key}")).values(
+        {name: bindparam(f"_v_{name}") for name in columns})
+    for chunk in chunks(rows, CHUNK):
+        connection.execute(statement, [{f"_key_{key}": row[key], **{f"_v_{name}": row[name] for name in columns}}
+                                       for row in chunk])
+    return len(rows)

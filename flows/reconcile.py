@@ -18,7 +18,7 @@ from journeyhub.settings import Settings, SystemName
       retries=1, retry_delay_seconds=60)
 def reconcile_one(settings: Settings, system: SystemName, object_type: str, run_id: str) -> Reconciled:
     context = hub_context(settings)
-    loader = PageLoader(context.engine, system, load_mappings(context.mappings, system), run_id)
+    loader = PageLoader(context.engine, system, load_mappings(context.mappings, system), run_id, context.identity)
     return reconcile_object(context.engine, connector_for(system, settings), loader, object_type, run_id=run_id)
 
 

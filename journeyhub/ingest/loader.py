@@ -27,8 +27,10 @@ from connectors.base import SourceRecord as Record
 from connectors.errors import ConfigError
 from journeyhub.ingest.mapper import MappedRecord, Mapper, MappingError, source_key
 from journeyhub.ingest.spec import MappingSpec
+from journeyhub.journey.identity_config import IdentityConfig
+from journeyhub.journey.keys import email_key, keys_fingerprint, phone_key
 
-PERSON_OWNED_BY_IDENTITY = {"customer_id", "match_rule", "match_evidence", "email_key", "phone_key"}
+PERSON_OWNED_BY_IDENTITY = {"customer_id", "match_rule", "match_evidence"}
 
 
 @dataclass
@@ -69,7 +71,12 @@ def payload_hash(record: Record) -> str:
 class PageLoader:
     """Stores pages of one system; one loader per sync run."""
 
-    def __init__(self, engine: Engine, system: str, mappings: dict[str, MappingSpec], run_id: str) -> None:
+    def __init__(self, engine: Engine, system: str, mappings: dict[str, MappingSpec], run_id: str,
+                 identity: IdentityConfig | None = None) -> None:
+        """`identity` lets the loader compute person records' match keys as they arrive (else identity
+        resolution computes them on its next pass)."""
+        self.identity = identity
+        self.fingerprint = keys_fingerprint(identity) if identity is not None else None
         self.engine = engine
         self.system = system
         self.run_id = run_id
@@ -130,7 +137,7 @@ class PageLoader:
 
     # ------------------------------------------------------------------ writes
     def _write(self, connection: Connection, changed: list[_Planned], mapper: Mapper, now: datetime) -> None:
-        sources: dict[bool, list[dict[str, Any]]] = defaultdict(list)
+        sources: list[dict[str, Any]] = []
         tombstones: list[dict[str, Any]] = []
         rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
         asserting: list[str] = []
@@ -143,7 +150,7 @@ class PageLoader:
                 tombstones.append(self._source_row(item, entity, now))
                 continue
             merged_into = mapped.merged_into
-            sources[entity == "person"].append(self._source_row(item, entity, now, merged_into=merged_into))
+            sources.append(self._source_row(item, entity, now, merged_into=merged_into))
             if merged_into:
                 merges.append((item.key, merged_into))
             merges += [(loser, item.key) for loser in mapped.merges if loser != item.key]
@@ -155,14 +162,14 @@ class PageLoader:
                     continue
                 rows[row.entity].append({"id": row.key, **row.row})
                 if row.key != item.key:  # a derived row gets its own provenance, next to its parent's
-                    sources[False].append(self._source_row(item, row.entity, now, key=row.key))
+                    sources.append(self._source_row(item, row.entity, now, key=row.key))
                 if row.people is not None:
                     asserting.append(row.key)
                     for to_id, label, primary in row.people:
                         self._link(links, row.key, to_id, label, primary, row.key, False, now)
-        for is_person, items in sources.items():
-            skip = {"id", "first_seen_at"} | ({"canonical_id"} if is_person else set())
-            upsert(connection, SourceRecord, items, update=[k for k in items[0] if k not in skip])
+        if sources:
+            kept = {"id", "first_seen_at"}
+            upsert(connection, SourceRecord, sources, update=[k for k in sources[0] if k not in kept])
         if tombstones:
             upsert(connection, SourceRecord, tombstones,
                    update=["is_deleted", "deleted_at", "last_seen_at", "raw_hash", "last_run_id"])
@@ -189,7 +196,7 @@ class PageLoader:
         _, object_type, remote_id = key.split(":", 2)
         return {
             "id": key, "system": self.system, "object_type": object_type, "remote_id": remote_id,
-            "entity": entity, "canonical_id": None if entity == "person" else key,
+            "entity": entity, "canonical_id": key,
             "remote_created_at": record.created_at, "remote_updated_at": record.modified_at,
             "first_seen_at": now, "last_seen_at": now, "is_deleted": record.deleted,
             "deleted_at": now if record.deleted else None, "merged_into": merged_into,
@@ -204,7 +211,11 @@ class PageLoader:
         items = [{**{key: value for key, value in item.items() if key in columns}, **extra} for item in items]
         if entity == "person":
             for item in items:
-                item["keys_version"] = None  # identity recomputes this record's match keys
+                if self.identity is None:
+                    item.update(email_key=None, phone_key=None, keys_version=None)  # identity computes them
+                else:
+                    item.update(email_key=email_key(item.get("email"), self.identity),
+                                phone_key=phone_key(item.get("phone"), self.identity), keys_version=self.fingerprint)
             update_columns = [k for k in items[0] if k not in PERSON_OWNED_BY_IDENTITY | {"id"}]
             upsert(connection, table, items, update=update_columns)
         else:

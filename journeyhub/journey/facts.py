@@ -1,42 +1,54 @@
-"""Loading customers' facts (records, deals, tickets, interactions) from the canonical database in batches."""
+"""Loading customers' facts (records, deals, tickets, interactions) from the canonical database in batches.
+
+Plain SQL with the timestamps parsed here: a full tagging pass reads every interaction once, and the ORM's
+per-value type processing would cost more than the evaluation itself.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from canonical.models import CustomerLink, Deal, Interaction, PersonRecord, SourceRecord, Ticket
 from journeyhub.journey.lifecycle import CustomerFacts, DealFact, InteractionFact, PersonFact, TicketFact
+
+PERSONS = """SELECT p.customer_id, p.id, COALESCE(s.remote_created_at, s.first_seen_at)
+  FROM person_record p JOIN source_record s ON s.id = p.id WHERE p.customer_id IN ({ids})"""
+DEALS = """SELECT l.customer_id, d.id, d.status, d.opened_at, d.closed_at
+  FROM customer_link l JOIN deal d ON d.id = l.entity_id WHERE l.customer_id IN ({ids})"""
+TICKETS = """SELECT l.customer_id, t.id, t.opened_at, t.channel
+  FROM customer_link l JOIN ticket t ON t.id = l.entity_id WHERE l.customer_id IN ({ids})"""
+INTERACTIONS = """SELECT l.customer_id, i.id, i.kind, i.channel, i.direction, i.outcome, i.occurred_at, i.score,
+       i.score_max
+  FROM customer_link l JOIN interaction i ON i.id = l.entity_id WHERE l.customer_id IN ({ids})"""
+
+
+def moment(value: Any) -> datetime | None:
+    """A stored timestamp as an aware UTC datetime (ISO text on SQLite, timestamptz on PostgreSQL)."""
+    if value is None or isinstance(value, datetime):
+        return value.astimezone(UTC) if value is not None and value.tzinfo is not None else value
+    return datetime.fromisoformat(value)
+
+
+def _rows(connection: Connection, sql: str, customer_ids: Sequence[str]) -> list[Any]:
+    """Driver-level execution: no per-parameter or per-value processing by the ORM."""
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    return connection.exec_driver_sql(sql.format(ids=", ".join([mark] * len(customer_ids))),
+                                      tuple(customer_ids)).all()
 
 
 def load_facts(connection: Connection, customer_ids: Sequence[str]) -> dict[str, CustomerFacts]:
     """Every fact of the given customers (a batch: callers chunk the ids to keep memory flat)."""
     facts = {customer_id: CustomerFacts(customer_id) for customer_id in customer_ids}
-    for customer_id, person_id, created in _persons(connection, customer_ids):
-        facts[customer_id].persons.append(PersonFact(person_id, created))
-    linked = CustomerLink.customer_id.in_(customer_ids)
-    for row in connection.execute(
-            select(CustomerLink.customer_id, Deal.id, Deal.status, Deal.opened_at, Deal.closed_at)
-            .join(Deal, Deal.id == CustomerLink.entity_id).where(linked)):
-        facts[row[0]].deals.append(DealFact(*row[1:]))
-    for row in connection.execute(
-            select(CustomerLink.customer_id, Ticket.id, Ticket.opened_at, Ticket.channel)
-            .join(Ticket, Ticket.id == CustomerLink.entity_id).where(linked)):
-        facts[row[0]].tickets.append(TicketFact(*row[1:]))
-    for row in connection.execute(
-            select(CustomerLink.customer_id, Interaction.id, Interaction.kind, Interaction.channel,
-                   Interaction.direction, Interaction.outcome, Interaction.occurred_at, Interaction.score,
-                   Interaction.score_max)
-            .join(Interaction, Interaction.id == CustomerLink.entity_id).where(linked)):
-        facts[row[0]].interactions.append(InteractionFact(*row[1:]))
+    for customer_id, person_id, created in _rows(connection, PERSONS, customer_ids):
+        facts[customer_id].persons.append(PersonFact(person_id, moment(created)))
+    for customer_id, deal_id, status, opened, closed in _rows(connection, DEALS, customer_ids):
+        facts[customer_id].deals.append(DealFact(deal_id, status, moment(opened), moment(closed)))
+    for customer_id, ticket_id, opened, channel in _rows(connection, TICKETS, customer_ids):
+        facts[customer_id].tickets.append(TicketFact(ticket_id, moment(opened), channel))
+    for row in _rows(connection, INTERACTIONS, customer_ids):
+        facts[row[0]].interactions.append(InteractionFact(row[1], row[2], row[3], row[4], row[5], moment(row[6]),
+                                                          row[7], row[8]))
     return facts
-
-
-def _persons(connection: Connection, customer_ids: Sequence[str]) -> list[tuple[str, str, Any]]:
-    rows = connection.execute(
-        select(PersonRecord.customer_id, PersonRecord.id, SourceRecord.remote_created_at, SourceRecord.first_seen_at)
-        .join(SourceRecord, SourceRecord.id == PersonRecord.id).where(PersonRecord.customer_id.in_(customer_ids)))
-    return [(customer_id, person_id, remote or seen) for customer_id, person_id, remote, seen in rows]

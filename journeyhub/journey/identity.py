@@ -20,12 +20,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, select, update
+import orjson
+from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection
 
-from canonical.models import Customer, PersonRecord, SourceRecord
+from canonical.models import Customer, PersonRecord
 from canonical.types import utcnow
-from canonical.upsert import chunks, upsert
+from canonical.upsert import update_rows, upsert
+from journeyhub.journey.facts import moment
 from journeyhub.journey.identity_config import GOLDEN_FIELDS, FieldSurvivorship, IdentityConfig
 from journeyhub.journey.keys import email_key, keys_fingerprint, phone_key
 
@@ -163,11 +165,14 @@ def assign_ids(clusters: dict[str, list[str]], people: dict[str, Person],
             rival = keeper.get(customer)
             if rival is None or (count, _neg(root)) > (claims[rival][customer], _neg(rival)):
                 keeper[customer] = root
+    kept_by: dict[str, list[str]] = defaultdict(list)
+    for customer, holder in keeper.items():
+        kept_by[holder].append(customer)
     assigned: dict[str, list[str]] = {}
     merged: dict[str, str] = {}
     taken: set[str] = set()
     for root in sorted(clusters):
-        kept = sorted((customer for customer, holder in keeper.items() if holder == root), key=age)
+        kept = sorted(kept_by.get(root, []), key=age)
         if kept:
             chosen = kept[0]
             merged.update({loser: chosen for loser in kept[1:]})
@@ -195,11 +200,20 @@ def _fresh_id(members: list[str], issued: dict[str, datetime | None], taken: set
 
 # ------------------------------------------------------------------------------------------- golden record
 def golden(members: list[Person], config: IdentityConfig) -> dict[str, Any]:
+    if len(members) == 1:  # most customers: nothing to choose between
+        only = members[0]
+        record = dict(only.values)
+        if not record["full_name"]:
+            record["full_name"] = " ".join(p for p in (record["first_name"], record["last_name"]) if p) or None
+        record["first_seen_at"] = only.created
+        return record
     record: dict[str, Any] = {}
+    facts = [(person, _facts(person)) for person in members]  # once per person, not once per field
     for name in GOLDEN_FIELDS:
         rule = config.field_rule(name)
-        candidates = [person for person in members if person.values.get(name) not in (None, "")]
-        record[name] = (candidates and min(candidates, key=lambda p: _preference(p, rule)).values[name]) or None
+        candidates = [(person, fact) for person, fact in facts if person.values.get(name) not in (None, "")]
+        best = min(candidates, key=lambda item: _preference(item[0], item[1], rule)) if candidates else None
+        record[name] = best[0].values[name] if best else None
     if not record["full_name"]:
         record["full_name"] = " ".join(part for part in (record["first_name"], record["last_name"]) if part) or None
     created = [person.created for person in members if person.created]
@@ -207,13 +221,21 @@ def golden(members: list[Person], config: IdentityConfig) -> dict[str, Any]:
     return record
 
 
-def _preference(person: Person, rule: FieldSurvivorship) -> tuple[Any, ...]:
-    updated = (person.updated or person.created)
-    recency = -updated.timestamp() if updated else 0.0
-    created = person.created.timestamp() if person.created else float("inf")
-    order = {"most_recent": (recency,), "oldest": (created,),
-             "source_priority": (rule.priority.index(person.system) if person.system in rule.priority else 99,
-                                 recency)}[rule.strategy]
+def _facts(person: Person) -> tuple[float, float]:
+    """(recency, age) sort keys: the most recently modified first, or the first created first."""
+    updated = person.updated or person.created
+    return (-updated.timestamp() if updated else 0.0,
+            person.created.timestamp() if person.created else float("inf"))
+
+
+def _preference(person: Person, facts: tuple[float, float], rule: FieldSurvivorship) -> tuple[Any, ...]:
+    recency, created = facts
+    if rule.strategy == "most_recent":
+        order: tuple[Any, ...] = (recency,)
+    elif rule.strategy == "oldest":
+        order = (created,)
+    else:
+        order = (rule.priority.index(person.system) if person.system in rule.priority else 99, recency)
     lead_last = person.kind != "contact" if rule.prefer_contacts else False
     return (person.is_deleted, lead_last, *order, person.id)
 
@@ -237,23 +259,25 @@ class IdentityResolver:
         return resolution
 
     def _load_people(self) -> dict[str, Person]:
-        columns = [PersonRecord.id, SourceRecord.system, PersonRecord.kind, PersonRecord.email, PersonRecord.phone,
-                   PersonRecord.email_key, PersonRecord.phone_key, PersonRecord.keys_version,
-                   PersonRecord.converted_to, PersonRecord.xrefs, SourceRecord.merged_into, SourceRecord.is_deleted,
-                   SourceRecord.remote_created_at, SourceRecord.first_seen_at, SourceRecord.remote_updated_at,
-                   PersonRecord.customer_id, PersonRecord.match_rule, PersonRecord.match_evidence,
-                   *[getattr(PersonRecord, name) for name in GOLDEN_FIELDS]]
+        """Every person record with what matching and survivorship need (driver-level: hundreds of
+        thousands of rows, read once per pass)."""
+        golden = ", ".join(f"p.{name}" for name in GOLDEN_FIELDS)
+        sql = ("SELECT p.id, s.system, p.kind, p.email, p.phone, p.email_key, p.phone_key, p.keys_version, "
+               "p.converted_to, p.xrefs, s.merged_into, s.is_deleted, COALESCE(s.remote_created_at, s.first_seen_at), "
+               f"s.remote_updated_at, p.customer_id, p.match_rule, p.match_evidence, {golden} "
+               "FROM person_record p JOIN source_record s ON s.id = p.id")
         people: dict[str, Person] = {}
         with self.engine.connect() as connection:
-            rows = connection.execution_options(yield_per=5000).execute(
-                select(*columns).join(SourceRecord, SourceRecord.id == PersonRecord.id))
-            for row in rows:
+            for row in connection.exec_driver_sql(sql).all():
+                xrefs = row[9]
+                if isinstance(xrefs, str):
+                    xrefs = orjson.loads(xrefs)
                 people[row[0]] = Person(
                     id=row[0], system=row[1], kind=row[2], email=row[3], phone=row[4], email_key=row[5],
-                    phone_key=row[6], keys_version=row[7], converted_to=row[8], xrefs=list(row[9] or []),
-                    merged_into=row[10], is_deleted=bool(row[11]), created=row[12] or row[13], updated=row[14],
-                    customer_id=row[15], match_rule=row[16], match_evidence=row[17],
-                    values=dict(zip(GOLDEN_FIELDS, row[18:], strict=True)))
+                    phone_key=row[6], keys_version=row[7], converted_to=row[8], xrefs=list(xrefs or []),
+                    merged_into=row[10], is_deleted=bool(row[11]), created=moment(row[12]), updated=moment(row[13]),
+                    customer_id=row[14], match_rule=row[15], match_evidence=row[16],
+                    values=dict(zip(GOLDEN_FIELDS, row[17:], strict=True)))
         return people
 
     def _refresh_keys(self, people: dict[str, Person]) -> set[str]:
@@ -267,12 +291,10 @@ class IdentityResolver:
                 changed |= {key for key in (old, person.email_key) if key}
             person.phone_key = phone_key(person.phone, self.config)
             person.keys_version = self.fingerprint
-        statement = update(PersonRecord).where(PersonRecord.id == bindparam("pid")).values(
-            email_key=bindparam("ek"), phone_key=bindparam("pk"), keys_version=bindparam("kv"))
         with self.engine.begin() as connection:
-            for chunk in chunks(stale, 5000):
-                connection.execute(statement, [{"pid": p.id, "ek": p.email_key, "pk": p.phone_key,
-                                                "kv": p.keys_version} for p in chunk])
+            update_rows(connection, PersonRecord, "id", [
+                {"id": p.id, "email_key": p.email_key, "phone_key": p.phone_key, "keys_version": p.keys_version}
+                for p in stale])
         return changed
 
     def _issued(self) -> dict[str, datetime | None]:
@@ -300,7 +322,8 @@ class IdentityResolver:
                         resolution.touched_customers.add(customer_id)
                         if person.customer_id:
                             resolution.touched_customers.add(person.customer_id)
-                    person_updates.append({"pid": person.id, "cid": customer_id, "rule": rule, "ev": evidence})
+                    person_updates.append({"id": person.id, "customer_id": customer_id, "match_rule": rule,
+                                           "match_evidence": evidence})
         with self.engine.begin() as connection:
             self._apply(connection, customers, person_updates, resolution, now)
 
@@ -315,12 +338,7 @@ class IdentityResolver:
         if customers:  # created_at is written once, when the id is issued
             upsert(connection, Customer, customers,
                    update=[*GOLDEN_FIELDS, "first_seen_at", "updated_at", "merged_into_id", "merged_at"])
-        statement = update(PersonRecord).where(PersonRecord.id == bindparam("pid")).values(
-            customer_id=bindparam("cid"), match_rule=bindparam("rule"), match_evidence=bindparam("ev"))
-        link = update(SourceRecord).where(SourceRecord.id == bindparam("pid")).values(canonical_id=bindparam("cid"))
-        for chunk in chunks(person_updates, 5000):
-            connection.execute(statement, list(chunk))
-            connection.execute(link, [{"pid": item["pid"], "cid": item["cid"]} for item in chunk])
+        update_rows(connection, PersonRecord, "id", person_updates)
         for loser, survivor in resolution.merged.items():
             connection.execute(update(Customer).where(Customer.id == loser).values(
                 merged_into_id=survivor, merged_at=now, updated_at=now))

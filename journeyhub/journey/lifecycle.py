@@ -55,6 +55,19 @@ class CustomerFacts:
     deals: list[DealFact] = field(default_factory=list)
     tickets: list[TicketFact] = field(default_factory=list)
     interactions: list[InteractionFact] = field(default_factory=list)
+    _by_kind: dict[str, list[InteractionFact]] | None = field(default=None, repr=False, compare=False)
+
+    def of_kinds(self, kinds: set[str]) -> list[InteractionFact]:
+        """Interactions of these kinds (all when empty); signals ask this many times per customer."""
+        if not kinds:
+            return self.interactions
+        if self._by_kind is None:
+            self._by_kind = {}
+            for item in self.interactions:
+                self._by_kind.setdefault(item.kind, []).append(item)
+        if len(kinds) == 1:
+            return self._by_kind.get(next(iter(kinds)), [])
+        return [item for kind in kinds for item in self._by_kind.get(kind, [])]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +140,7 @@ def _interaction_matcher(signal: Signal) -> Matcher:
         return True
 
     return lambda facts, as_of: [Evidence(i.occurred_at, "interaction", i.id, i.channel)  # type: ignore[arg-type]
-                                 for i in facts.interactions if passes(i, as_of)]
+                                 for i in facts.of_kinds(kinds) if passes(i, as_of)]
 
 
 def _deal_matcher(signal: Signal) -> Matcher:

@@ -21,15 +21,15 @@ DERIVE = """
 SELECT a.from_id AS entity_id, p.customer_id AS customer_id
   FROM association a JOIN person_record p ON p.id = a.to_id
  WHERE a.is_deleted = {false} AND p.customer_id IS NOT NULL {only_a}
-UNION
+UNION ALL
 SELECT a.from_id, p.customer_id
   FROM association a JOIN person_record p ON p.email_key = a.to_id
- WHERE a.is_deleted = {false} AND p.customer_id IS NOT NULL {only_a}
-UNION
+ WHERE a.to_id >= 'email:' AND a.to_id < 'email;' AND a.is_deleted = {false} AND p.customer_id IS NOT NULL {only_a}
+UNION ALL
 SELECT i.id, p.customer_id
   FROM interaction i JOIN association a ON a.from_id = i.deal_id JOIN person_record p ON p.id = a.to_id
  WHERE a.is_deleted = {false} AND p.customer_id IS NOT NULL {only_i}
-UNION
+UNION ALL
 SELECT i.id, p.customer_id
   FROM interaction i JOIN association a ON a.from_id = i.ticket_id JOIN person_record p ON p.id = a.to_id
  WHERE a.is_deleted = {false} AND p.customer_id IS NOT NULL {only_i}
@@ -45,10 +45,29 @@ def _derive(dialect: str, restricted: bool) -> str:
     return DERIVE.format(false=false, only_a=only_a, only_i=only_i)
 
 
+def _insert_links(connection: Connection, restricted: bool) -> None:
+    """The derived pairs, duplicates dropped by the table's primary key (cheaper than a UNION's sort)."""
+    derive = _derive(connection.dialect.name, restricted)
+    if connection.dialect.name == "sqlite":
+        connection.execute(text(f"INSERT OR IGNORE INTO customer_link (entity_id, customer_id) {derive}"))
+    else:
+        connection.execute(text(f"INSERT INTO customer_link (entity_id, customer_id) {derive} "
+                                "ON CONFLICT DO NOTHING"))
+
+
 def rebuild(connection: Connection) -> None:
+    """Every link again. On SQLite the secondary index is rebuilt after the bulk insert (a sorted build
+    beats a million random index inserts) with a larger page cache for the duration; PostgreSQL keeps its
+    index (dropping it would lock readers of the views out until the transaction ends)."""
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        connection.exec_driver_sql("PRAGMA cache_size = -262144")
+        connection.exec_driver_sql("DROP INDEX IF EXISTS ix_customer_link_customer")
     connection.execute(text("DELETE FROM customer_link"))
-    derive = _derive(connection.dialect.name, restricted=False)
-    connection.execute(text(f"INSERT INTO customer_link (entity_id, customer_id) {derive}"))
+    _insert_links(connection, restricted=False)
+    if sqlite:
+        connection.exec_driver_sql("CREATE INDEX ix_customer_link_customer ON customer_link (customer_id)")
+        connection.exec_driver_sql("PRAGMA cache_size = -64000")
 
 
 def _scope_table(connection: Connection) -> None:
@@ -80,6 +99,14 @@ def refresh(engine: Engine, since: datetime | None, moved_people: set[str], move
                                   "AND last_seen_at > :since", {"since": _bind_time(connection, since)})
         _add_to_scope(connection, "SELECT from_id AS id FROM association WHERE updated_at > :since",
                       {"since": _bind_time(connection, since)})
+        # a person whose record changed may have a new email (events to it now belong to them) or have
+        # lost one (events to the old address no longer do): recompute their customers' links
+        changed_people = ("SELECT p.id, p.email_key, p.customer_id FROM person_record p JOIN source_record s "
+                          "ON s.id = p.id WHERE s.last_seen_at > :since")
+        _add_to_scope(connection, f"SELECT a.from_id AS id FROM association a JOIN ({changed_people}) c "
+                                  "ON a.to_id = c.email_key", {"since": _bind_time(connection, since)})
+        _add_to_scope(connection, f"SELECT l.entity_id AS id FROM customer_link l JOIN ({changed_people}) c "
+                                  "ON l.customer_id = c.customer_id", {"since": _bind_time(connection, since)})
         _add_ids(connection, moved_people | moved_email_keys)
         _add_to_scope(connection, "SELECT i.id FROM interaction i WHERE i.deal_id IN (SELECT id FROM link_scope) "
                                   "OR i.ticket_id IN (SELECT id FROM link_scope)")
@@ -94,8 +121,7 @@ def refresh(engine: Engine, since: datetime | None, moved_people: set[str], move
         touched = {row[0] for row in connection.execute(text(
             "SELECT DISTINCT customer_id FROM customer_link WHERE entity_id IN (SELECT id FROM link_scope)"))}
         connection.execute(text("DELETE FROM customer_link WHERE entity_id IN (SELECT id FROM link_scope)"))
-        connection.execute(text(f"INSERT INTO customer_link (entity_id, customer_id) "
-                                f"{_derive(connection.dialect.name, True)}"))
+        _insert_links(connection, restricted=True)
         touched |= {row[0] for row in connection.execute(text(
             "SELECT DISTINCT customer_id FROM customer_link WHERE entity_id IN (SELECT id FROM link_scope)"))}
         connection.execute(text("DROP TABLE link_scope"))

@@ -10,22 +10,34 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import os
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, insert, select, text, update
+from sqlalchemy import Engine, delete, insert, select, text
 from sqlalchemy.engine import Connection
 
-from canonical.models import Customer, CustomerLink, Interaction, LifecycleStageDef, StageHistory, SyncState
+from canonical.models import (
+    Customer,
+    CustomerLink,
+    Interaction,
+    LifecycleStageDef,
+    SourceRecord,
+    StageHistory,
+    SyncState,
+)
 from canonical.types import utcnow
-from canonical.upsert import chunks, upsert
+from canonical.upsert import chunks, insert_rows, update_rows, upsert
 from journeyhub.journey import links
-from journeyhub.journey.facts import load_facts
+from journeyhub.journey.facts import load_facts, moment
 from journeyhub.journey.identity import IdentityResolver, Resolution
 from journeyhub.journey.identity_config import IdentityConfig
-from journeyhub.journey.lifecycle import Journey, RuleSet, segment
+from journeyhub.journey.keys import keys_fingerprint
+from journeyhub.journey.lifecycle import RuleSet, segment
 from journeyhub.journey.lifecycle_config import LifecycleConfig
 
 log = logging.getLogger("journeyhub.journey")
@@ -69,11 +81,23 @@ def read_state(engine: Engine) -> dict[str, Any]:
 
 
 class Tagger:
-    def __init__(self, engine: Engine, lifecycle: LifecycleConfig, identity: IdentityConfig) -> None:
+    """`workers` processes evaluate large passes in parallel (default: the machine's cores, at most 4) once
+    at least `parallel_threshold` customers are to be evaluated; smaller passes run in this process."""
+
+    def __init__(self, engine: Engine, lifecycle: LifecycleConfig, identity: IdentityConfig, *,
+                 workers: int | None = None, parallel_threshold: int = 20_000) -> None:
         self.engine = engine
         self.rules = RuleSet(lifecycle)
         self.lifecycle = lifecycle
         self.identity = identity
+        self.workers = workers if workers is not None else min(4, os.cpu_count() or 1)
+        self.parallel_threshold = parallel_threshold
+        self.identity_key = f"{identity.version}:{keys_fingerprint(identity)}"
+
+    def _people_changed(self, since: datetime) -> bool:
+        with self.engine.connect() as connection:
+            return connection.execute(select(SourceRecord.id).where(
+                SourceRecord.entity == "person", SourceRecord.last_seen_at > since).limit(1)).first() is not None
 
     def run(self, as_of: datetime | None = None, *, full: bool = False) -> TagSummary:
         """The whole pass; flows run the three steps as separate tasks."""
@@ -85,8 +109,11 @@ class Tagger:
         started = utcnow()
         state = read_state(self.engine)
         full = full or not state or state.get("ruleset") != self.rules.version
-        resolution = IdentityResolver(self.engine, self.identity).resolve()
         since = None if full or "since" not in state else datetime.fromisoformat(state["since"])
+        if since is not None and state.get("identity") == self.identity_key and not self._people_changed(since):
+            resolution = Resolution({}, {})  # no contact or lead changed: every match still stands
+        else:
+            resolution = IdentityResolver(self.engine, self.identity).resolve()
         touched = links.refresh(self.engine, since, resolution.changed_people,
                                 self._email_keys(resolution) | resolution.changed_keys)
         touched |= resolution.touched_customers
@@ -104,8 +131,12 @@ class Tagger:
         if not plan.full and plan.previous_as_of is not None:
             touched |= self._customers_with_evidence_between(plan.previous_as_of, as_of)
         evaluate = sorted(customer for customer in touched if customer in customers)
-        for batch in chunks(evaluate, BATCH):
-            summary.history_changed += self._evaluate_batch(list(batch), as_of)
+        batches = [list(batch) for batch in chunks(evaluate, BATCH)]
+        if self.workers > 1 and len(evaluate) >= self.parallel_threshold:
+            summary.history_changed += self._evaluate_parallel(batches, as_of)
+        else:
+            for batch in batches:
+                summary.history_changed += self._evaluate_batch(batch, as_of)
         summary.evaluated = len(evaluate)
         summary.customers = len(customers)
         return summary
@@ -115,58 +146,32 @@ class Tagger:
         summary.segment_changes, summary.segments = self._segments(summary.as_of)
         summary.stages = self._stage_counts()
         self._save_state({"since": summary.started.isoformat(), "as_of": summary.as_of.isoformat(),
-                          "ruleset": self.rules.version})
+                          "ruleset": self.rules.version, "identity": self.identity_key})
         log.info("journey: %d customers, %d evaluated, %d history changes, %d merges", summary.customers,
                  summary.evaluated, summary.history_changed, summary.merges)
         return summary
 
     # ------------------------------------------------------------------ evaluation
     def _evaluate_batch(self, customer_ids: list[str], as_of: datetime) -> int:
-        with self.engine.connect() as connection:
-            facts = load_facts(connection, customer_ids)
-            stored = self._stored_history(connection, customer_ids)
-            current = {row[0]: tuple(row[1:]) for row in connection.execute(
-                select(Customer.id, *[getattr(Customer, name) for name in JOURNEY_COLUMNS])
-                .where(Customer.id.in_(customer_ids)))}
-        journeys = [self.rules.evaluate(facts[customer_id], as_of) for customer_id in customer_ids]
-        rows, changed, updates = [], [], []
-        now = utcnow()
-        for journey in journeys:
-            new_history = self._history_rows(journey, now)
-            if [_comparable(row) for row in new_history] != stored.get(journey.customer_id, []):
-                changed.append(journey.customer_id)
-                rows += new_history
-            values = tuple(getattr(journey, name) for name in JOURNEY_COLUMNS)
-            if values != current.get(journey.customer_id):
-                updates.append({"cid": journey.customer_id, **dict(zip(JOURNEY_COLUMNS, values, strict=True))})
+        return self._write_batch(evaluate_batch(self.engine, self.rules, customer_ids, as_of))
+
+    def _write_batch(self, result: BatchResult) -> int:
+        """Only what changed is written: unchanged histories keep their rows (and their computed_at)."""
         with self.engine.begin() as connection:
-            for chunk in chunks(changed, 500):
+            for chunk in chunks(result.replaced, 500):
                 connection.execute(delete(StageHistory).where(StageHistory.customer_id.in_(chunk)))
-            if rows:
-                connection.execute(insert(StageHistory), rows)
-            if updates:
-                connection.execute(update(Customer).where(Customer.id == bindparam("cid")).values(
-                    **{name: bindparam(name) for name in JOURNEY_COLUMNS}), updates)
-        return len(changed)
+            insert_rows(connection, StageHistory, result.rows)
+            update_rows(connection, Customer, "id", result.updates)
+        return len(result.changed)
 
-    def _history_rows(self, journey: Journey, now: datetime) -> list[dict[str, Any]]:
-        return [{"customer_id": journey.customer_id, "stage": stay.stage, "stage_order": stay.order,
-                 "entered_at": stay.entered_at, "exited_at": stay.exited_at, "rule_id": stay.rule_id,
-                 "ruleset_version": self.rules.version, "evidence_type": stay.evidence.type,
-                 "evidence_id": stay.evidence.id, "computed_at": now} for stay in journey.history]
-
-    @staticmethod
-    def _stored_history(connection: Connection, customer_ids: list[str]) -> dict[str, list[tuple[Any, ...]]]:
-        stored: dict[str, list[tuple[Any, ...]]] = {}
-        rows = connection.execute(
-            select(StageHistory.customer_id, StageHistory.stage, StageHistory.stage_order, StageHistory.entered_at,
-                   StageHistory.exited_at, StageHistory.rule_id, StageHistory.ruleset_version,
-                   StageHistory.evidence_type, StageHistory.evidence_id)
-            .where(StageHistory.customer_id.in_(customer_ids)).order_by(StageHistory.customer_id,
-                                                                        StageHistory.entered_at))
-        for row in rows:
-            stored.setdefault(row[0], []).append(tuple(row[1:]))
-        return stored
+    def _evaluate_parallel(self, batches: list[list[str]], as_of: datetime) -> int:
+        """Several batches evaluated at once in worker processes (the evaluation is CPU-bound); this process
+        writes each result as it comes."""
+        context = multiprocessing.get_context("spawn")  # not fork: flows run this from threaded processes
+        url = self.engine.url.render_as_string(hide_password=False)
+        with ProcessPoolExecutor(max_workers=self.workers, mp_context=context) as pool:
+            results = pool.map(_evaluate_in_worker, [(url, self.lifecycle, batch, as_of) for batch in batches])
+            return sum(self._write_batch(result) for result in results)
 
     def _customers_with_evidence_between(self, start: datetime, end: datetime) -> set[str]:
         """Evidence dated between two evaluations (a meeting that has now taken place) changes stages
@@ -190,18 +195,16 @@ class Tagger:
             value = segment(first_purchase, last_activity, last_return_at, as_of, self.lifecycle)
             counts[value] += 1
             if value != previous:
-                changes.append({"cid": customer_id, "segment": value, "since": as_of})
+                changes.append({"id": customer_id, "segment": value, "segment_since": as_of})
         with self.engine.begin() as connection:
-            for chunk in chunks(changes, 5000):
-                connection.execute(update(Customer).where(Customer.id == bindparam("cid")).values(
-                    segment=bindparam("segment"), segment_since=bindparam("since")), list(chunk))
+            update_rows(connection, Customer, "id", changes)
         return len(changes), dict(counts)
 
     def _stage_counts(self) -> dict[str, int]:
         with self.engine.connect() as connection:
             return dict(connection.execute(text(
-                "SELECT lifecycle_stage, COUNT(*) FROM customer_360 WHERE lifecycle_stage IS NOT NULL "
-                "GROUP BY lifecycle_stage")).all())
+                "SELECT h.stage, COUNT(*) FROM stage_history h JOIN customer c ON c.id = h.customer_id "
+                "WHERE h.exited_at IS NULL AND c.merged_into_id IS NULL GROUP BY h.stage")).all())
 
     def _live_customers(self) -> set[str]:
         with self.engine.connect() as connection:
@@ -231,6 +234,77 @@ class Tagger:
                 keys |= {key for key in connection.execute(select(PersonRecord.email_key)
                                                            .where(PersonRecord.id.in_(chunk))).scalars() if key}
             return keys
+
+
+@dataclass
+class BatchResult:
+    changed: list[str]                 # customers whose history changed
+    replaced: list[str]                # of those, the ones that had stored rows to delete
+    rows: list[dict[str, Any]]         # their new history rows
+    updates: list[dict[str, Any]]      # customers whose journey columns changed
+
+
+def _stored_history(connection: Connection, customer_ids: list[str]) -> dict[str, list[tuple[Any, ...]]]:
+    stored: dict[str, list[tuple[Any, ...]]] = {}
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    rows = connection.exec_driver_sql(
+        "SELECT customer_id, stage, stage_order, entered_at, exited_at, rule_id, ruleset_version, evidence_type, "
+        f"evidence_id FROM stage_history WHERE customer_id IN ({', '.join([mark] * len(customer_ids))}) "
+        "ORDER BY customer_id, entered_at", tuple(customer_ids)).all()
+    for row in rows:
+        stored.setdefault(row[0], []).append((row[1], row[2], moment(row[3]), moment(row[4]), *row[5:]))
+    return stored
+
+
+def _current_journeys(connection: Connection, customer_ids: list[str]) -> dict[str, tuple[Any, ...]]:
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    rows = connection.exec_driver_sql(
+        f"SELECT id, {', '.join(JOURNEY_COLUMNS)} FROM customer WHERE id IN ({', '.join([mark] * len(customer_ids))})",
+        tuple(customer_ids)).all()
+    return {row[0]: (moment(row[1]), moment(row[2]), moment(row[3]), moment(row[4]), row[5]) for row in rows}
+
+
+def evaluate_batch(engine: Engine, rules: RuleSet, customer_ids: list[str], as_of: datetime) -> BatchResult:
+    """Evaluate a batch of customers and compare with what is stored: what must be written."""
+    with engine.connect() as connection:
+        facts = load_facts(connection, customer_ids)
+        stored = _stored_history(connection, customer_ids)
+        current = _current_journeys(connection, customer_ids)
+    result = BatchResult([], [], [], [])
+    now = utcnow()
+    for customer_id in customer_ids:
+        journey = rules.evaluate(facts[customer_id], as_of)
+        new_history = [{"customer_id": customer_id, "stage": stay.stage, "stage_order": stay.order,
+                        "entered_at": stay.entered_at, "exited_at": stay.exited_at, "rule_id": stay.rule_id,
+                        "ruleset_version": rules.version, "evidence_type": stay.evidence.type,
+                        "evidence_id": stay.evidence.id, "computed_at": now} for stay in journey.history]
+        if [_comparable(row) for row in new_history] != stored.get(customer_id, []):
+            result.changed.append(customer_id)
+            if customer_id in stored:
+                result.replaced.append(customer_id)
+            result.rows += new_history
+        values = tuple(getattr(journey, name) for name in JOURNEY_COLUMNS)
+        if values != current.get(customer_id):
+            result.updates.append({"id": customer_id, **dict(zip(JOURNEY_COLUMNS, values, strict=True))})
+    return result
+
+
+def _evaluate_in_worker(job: tuple[str, LifecycleConfig, list[str], datetime]) -> BatchResult:
+    url, config, customer_ids, as_of = job
+    engine = _worker_engine(url)
+    return evaluate_batch(engine, RuleSet(config), customer_ids, as_of)
+
+
+_WORKER_ENGINES: dict[str, Engine] = {}
+
+
+def _worker_engine(url: str) -> Engine:
+    """One engine per worker process, reused across its batches."""
+    if url not in _WORKER_ENGINES:
+        from canonical.db import make_engine
+
+        _WORKER_ENGINES[url] = make_engine(url)
+    return _WORKER_ENGINES[url]
 
 
 def _comparable(row: dict[str, Any]) -> tuple[Any, ...]:

@@ -124,3 +124,9 @@ def test_a_hub_run_is_visible_in_the_prefect_api_and_ui(prefect_server: str, tmp
     assert flow_run["name"] in dom, "the UI rendered the run's page"  # type: ignore[index]
     for text in ("Completed", "Subflow Runs", "Artifacts", "Task Runs"):  # the run graph itself is a canvas
         assert text in dom, text
+    artifact_page = f"{prefect_server}/artifacts/artifact/{table['id']}"
+    subprocess.run([CHROMIUM, *flags, f"--screenshot={SCREENSHOT_DIR / 'prefect-ui-ops-table.png'}", artifact_page],
+                   check=True, capture_output=True, timeout=120)
+    table_dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", artifact_page], check=True, capture_output=True,
+                               text=True, timeout=120).stdout
+    assert "quarantined" in table_dom and "hubspot" in table_dom, "the ops table rendered"

@@ -1,9 +1,9 @@
 """The HubSpot emulator driven by the real `hubspot-api-client` 12 over loopback HTTP.
 
 Responses are also checked against HubSpot's published OpenAPI specs (HUBSPOT_SPEC_DIR, default
-/work/shared/specs/hubspot). Three documented relaxations are applied to those specs because HubSpot's live
-API returns values the generated specs do not allow: `null` property values on records, `label: null` on
-unlabelled association types, and a string `subCategory` on batch errors.
+../shared/specs/hubspot beside the checkout). Three documented relaxations are applied to those specs
+because HubSpot's live API returns values the generated specs do not allow: `null` property values on
+records, `label: null` on unlabelled association types, and a string `subCategory` on batch errors.
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ from sandbox.common.server import EmulatorServer
 from sandbox.hubspot import HubSpotData, HubSpotEmulator
 from sandbox.hubspot.util import iso_ms
 
-SPEC_DIR = Path(os.environ.get("HUBSPOT_SPEC_DIR", "/work/shared/specs/hubspot"))
+# HubSpot's own specs live beside the project (../shared/specs/hubspot), not in it
+SPEC_DIR = Path(os.environ.get("HUBSPOT_SPEC_DIR")
+                or Path(__file__).resolve().parents[3] / "shared" / "specs" / "hubspot")
 ISO_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 T0 = 1_704_067_200_000                       # 2024-01-01T00:00:00Z
 HOUR = 3_600_000

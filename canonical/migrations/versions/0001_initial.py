@@ -117,7 +117,9 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('interaction', schema=None) as batch_op:
+        batch_op.create_index('ix_interaction_deal', ['deal_id'], unique=False, sqlite_where=sa.text('deal_id IS NOT NULL'), postgresql_where=sa.text('deal_id IS NOT NULL'))
         batch_op.create_index('ix_interaction_occurred', ['occurred_at'], unique=False)
+        batch_op.create_index('ix_interaction_ticket', ['ticket_id'], unique=False, sqlite_where=sa.text('ticket_id IS NOT NULL'), postgresql_where=sa.text('ticket_id IS NOT NULL'))
 
     op.create_table('lifecycle_stage',
     sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -355,7 +357,9 @@ def downgrade() -> None:
     op.drop_table('owner')
     op.drop_table('lifecycle_stage')
     with op.batch_alter_table('interaction', schema=None) as batch_op:
+        batch_op.drop_index('ix_interaction_ticket', sqlite_where=sa.text('ticket_id IS NOT NULL'), postgresql_where=sa.text('ticket_id IS NOT NULL'))
         batch_op.drop_index('ix_interaction_occurred')
+        batch_op.drop_index('ix_interaction_deal', sqlite_where=sa.text('deal_id IS NOT NULL'), postgresql_where=sa.text('deal_id IS NOT NULL'))
 
     op.drop_table('interaction')
     op.drop_table('deal')

@@ -1,0 +1,171 @@
+"""Identity resolution + lifecycle tagging at scale: 200,000 customers and 1,000,000 interactions.
+
+Builds a synthetic canonical database (people in one to three CRMs with case/format variants of the same
+email and phone, deals, tickets, interactions linked to them), then times a full `Tagger.run` (resolve
+identities → customer links → stages with history → segments) and a second, incremental run with nothing
+changed; reports peak memory.
+
+    python bench/journey_scale.py                      # SQLite, 200k people / 1M interactions
+    python bench/journey_scale.py --postgres postgresql://postgres@127.0.0.1:5432/postgres
+Target: under 60 s on SQLite on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+from canonical.db import make_engine, transaction
+from canonical.models import Association, Deal, Interaction, PersonRecord, SourceRecord, Ticket
+from canonical.schema import upgrade
+from canonical.upsert import chunks, upsert
+from journeyhub.config import load_config_file, mappings_root
+from journeyhub.journey.keys import email_key, keys_fingerprint, phone_key
+from journeyhub.journey.tagger import Tagger
+
+AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
+START = AS_OF - timedelta(days=730)
+KINDS = [("marketing_email", "email", "outbound", "sent"), ("marketing_email", "email", "inbound", "opened"),
+         ("marketing_email", "email", "inbound", "clicked"), ("call", "phone", "outbound", "completed"),
+         ("call", "phone", "inbound", "no_answer"), ("meeting", "meeting", None, "completed"),
+         ("email", "email", "inbound", None), ("note", "other", None, None),
+         ("form_submission", "web", "inbound", None), ("survey_response", "web", "inbound", None)]
+
+
+def when(rng: random.Random) -> datetime:
+    return START + timedelta(seconds=rng.randrange(730 * 86400))
+
+
+def build(engine: Engine, people: int, interactions: int, seed: int = 1) -> dict[str, int]:
+    """The synthetic canonical data, written in batches as the page loader writes it (match keys included:
+    the loader computes them as records arrive). Setup; not part of the timing."""
+    rng = random.Random(seed)
+    identity = load_config_file(mappings_root(), "identity.yaml")
+    fingerprint = keys_fingerprint(identity)
+    counts = {"person_records": 0, "interactions": 0, "deals": 0, "tickets": 0}
+    records: list[str] = []
+    for block in chunks(range(people), 20_000):
+        sources, persons = [], []
+        for person in block:
+            email = f"person{person}@example.com"
+            phone = f"05{person % 10}-{person:07d}"[:11]
+            for system, object_type, variant in (("hubspot", "contacts", email),
+                                                 ("salesforce", "Contact", email.upper()),
+                                                 ("dynamics", "contacts", f" {email} ")):
+                if system != "hubspot" and rng.random() > (0.3 if system == "salesforce" else 0.15):
+                    continue
+                key = f"{system}:{object_type}:{person}"
+                created = when(rng)
+                sources.append({"id": key, "system": system, "object_type": object_type, "remote_id": str(person),
+                                "entity": "person", "remote_created_at": created, "remote_updated_at": created,
+                                "first_seen_at": created, "last_seen_at": created, "is_deleted": False})
+                written = phone if system == "dynamics" else None
+                persons.append({"id": key, "kind": "contact", "email": variant, "phone": written, "first_name": "Dana",
+                                "last_name": f"Cohen {person}", "full_name": f"Dana Cohen {person}",
+                                "email_key": email_key(variant, identity), "phone_key": phone_key(written, identity),
+                                "keys_version": fingerprint})
+                records.append(key)
+        with transaction(engine) as connection:
+            upsert(connection, SourceRecord, sources)
+            upsert(connection, PersonRecord, persons)
+        counts["person_records"] += len(persons)
+    for block in chunks(range(interactions), 50_000):
+        rows, links = [], []
+        for index in block:
+            kind, channel, direction, outcome = KINDS[index % len(KINDS)]
+            key = f"hubspot:calls:{index}"
+            rows.append({"id": key, "kind": kind, "channel": channel, "direction": direction, "outcome": outcome,
+                         "occurred_at": when(rng), "subject": None, "body": None,
+                         "score": 9.0 if kind == "survey_response" and index % 3 == 0 else None,
+                         "score_max": 10.0 if kind == "survey_response" else None, "owner_id": None,
+                         "company_id": None, "deal_id": None, "ticket_id": None, "custom": None})
+            links.append({"from_id": key, "to_id": records[rng.randrange(len(records))], "system": "hubspot",
+                          "label": None, "is_primary": True, "source_id": key, "is_deleted": False})
+        with transaction(engine) as connection:
+            upsert(connection, Interaction, rows)
+            upsert(connection, Association, links)
+        counts["interactions"] += len(rows)
+    deals, tickets, links = [], [], []
+    for index in range(people // 3):
+        opened = when(rng)
+        status = rng.choice(["open", "won", "won", "lost"])
+        key = f"salesforce:Opportunity:{index}"
+        deals.append({"id": key, "name": f"Deal {index}", "amount": 1000.0, "currency": "ILS", "pipeline": None,
+                      "stage": None, "stage_label": None, "status": status, "opened_at": opened,
+                      "closed_at": opened + timedelta(days=30) if status != "open" else None, "owner_id": None,
+                      "company_id": None, "custom": None})
+        links.append({"from_id": key, "to_id": records[rng.randrange(len(records))], "system": "salesforce",
+                      "label": None, "is_primary": True, "source_id": key, "is_deleted": False})
+    for index in range(people // 5):
+        key = f"dynamics:incidents:{index}"
+        tickets.append({"id": key, "subject": "Help", "body": None, "status": "Active", "is_closed": False,
+                        "priority": None, "channel": "support", "opened_at": when(rng), "closed_at": None,
+                        "owner_id": None, "company_id": None, "custom": None})
+        links.append({"from_id": key, "to_id": records[rng.randrange(len(records))], "system": "dynamics",
+                      "label": None, "is_primary": True, "source_id": key, "is_deleted": False})
+    with transaction(engine) as connection:
+        upsert(connection, Deal, deals)
+        upsert(connection, Ticket, tickets)
+        upsert(connection, Association, links)
+    counts["deals"], counts["tickets"] = len(deals), len(tickets)
+    return counts
+
+
+def measure(engine: Engine, label: str, people: int, interactions: int) -> None:
+    upgrade(engine)
+    started = time.perf_counter()
+    counts = build(engine, people, interactions)
+    print(f"{label}: built {counts} in {time.perf_counter() - started:.0f} s", flush=True)
+    root = mappings_root()
+    tagger = Tagger(engine, load_config_file(root, "lifecycle.yaml"), load_config_file(root, "identity.yaml"))
+    started = time.perf_counter()
+    plan = tagger.resolve()
+    resolved = time.perf_counter()
+    summary = tagger.assign_segments(tagger.tag(plan, AS_OF))
+    total = time.perf_counter() - started
+    print(f"{label}: full run {total:.1f} s (identities + links {resolved - started:.1f} s, stages + segments "
+          f"{total - (resolved - started):.1f} s): {summary.customers} customers, {summary.evaluated} evaluated",
+          flush=True)
+    with engine.connect() as connection:
+        history = connection.execute(text("SELECT COUNT(*) FROM stage_history")).scalar()
+    print(f"{label}: {history} stage-history rows; stages {summary.stages}; segments {summary.segments}", flush=True)
+    started = time.perf_counter()
+    again = tagger.run(AS_OF)
+    print(f"{label}: incremental run with no changes {time.perf_counter() - started:.1f} s "
+          f"({again.evaluated} evaluated, {again.history_changed} changed)", flush=True)
+    print(f"{label}: peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--people", type=int, default=200_000)
+    parser.add_argument("--interactions", type=int, default=1_000_000)
+    parser.add_argument("--postgres", help="server URL; a scratch database is created and dropped")
+    args = parser.parse_args()
+    if args.postgres:
+        admin = make_engine(args.postgres, isolation_level="AUTOCOMMIT")
+        name = f"jh_bench_{uuid.uuid4().hex[:8]}"
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        engine = make_engine(admin.url.set(database=name).render_as_string(hide_password=False))
+        try:
+            measure(engine, "postgresql", args.people, args.interactions)
+        finally:
+            engine.dispose()
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        measure(make_engine(f"sqlite:///{Path(folder) / 'bench.db'}"), "sqlite", args.people, args.interactions)
+
+
+if __name__ == "__main__":
+    main()
