@@ -67,7 +67,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA cache_size=-64000")
+    cursor.execute("PRAGMA cache_size=-16000")
     cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.close()
 

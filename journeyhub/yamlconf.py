@@ -7,6 +7,7 @@ key path to its line so a pydantic error at `stages.3.rule.any.0.kind` is report
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -105,7 +106,30 @@ def _named_child(location: Location, message: str, lines: dict[Location, int]) -
 
 
 def load_yaml_model(path: Path, model: type[Model], context: dict[str, Any] | None = None) -> Model:
-    """Parse and validate one YAML file; raises ConfigFileError listing every problem with its line."""
+    """Parse and validate one YAML file; raises ConfigFileError listing every problem with its line.
+    Without a validation context the result is cached until the file changes: flows load the configuration
+    for every task, and parsing YAML costs more than a page of records."""
+    if context is not None:
+        return _load_yaml_model(path, model, context)
+    try:
+        stat = path.stat()
+    except OSError:
+        return _load_yaml_model(path, model, None)
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, model)
+    with _cache_lock:
+        cached = _loaded.get(key)
+    if cached is None:
+        cached = _load_yaml_model(path, model, None)
+        with _cache_lock:
+            _loaded[key] = cached
+    return cached  # type: ignore[return-value]
+
+
+_loaded: dict[tuple[str, int, int, type[BaseModel]], BaseModel] = {}
+_cache_lock = threading.Lock()
+
+
+def _load_yaml_model(path: Path, model: type[Model], context: dict[str, Any] | None) -> Model:
     data, lines = read_yaml(path)
     try:
         return model.model_validate(data, context=context)

@@ -257,6 +257,16 @@ class Mapper:
         paths = _paths(spec)
         if len(paths) == 1 and not spec.collect:
             path = paths[0]
+            parts = _parts(path)
+            if len(parts) == 2 and "*" not in parts and not any(part.isdigit() for part in parts):
+                outer, inner = parts  # the common `properties.email`: two dict lookups, nothing generic
+
+                def pair(document: dict[str, Any]) -> Any:
+                    container = document.get(outer)
+                    value = container.get(inner) if isinstance(container, dict) else None
+                    return None if value is None or value == "" or value == [] else value
+
+                return pair
 
             def one(document: dict[str, Any]) -> Any:
                 value = get_path(document, path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
+from functools import lru_cache
 
 import phonenumbers
 
@@ -25,19 +26,36 @@ def phone_key(phone: str | None, config: IdentityConfig) -> str | None:
     region; None for anything that is not a plausible number."""
     if not phone:
         return None
+    return _e164(phone, config.phone.default_region, config.phone.min_digits)
+
+
+@lru_cache(maxsize=16_384)
+def _e164(phone: str, region: str, min_digits: int) -> str | None:
+    """Cached: parsing is the costliest step of loading a person, and shared numbers (a switchboard, the
+    same person in three CRMs) recur."""
     digits = sum(character.isdigit() for character in phone)
-    if digits < config.phone.min_digits:
+    if digits < min_digits:
         return None
     text = phone.strip()
     if text.startswith("00"):
         text = "+" + text[2:]
-    candidates = [_parse(text, config.phone.default_region)]
+    candidates = [lambda: _parse(text, region)]
     if not text.startswith("+"):  # "972501234567", "1-415-555-0134": international without the plus
-        candidates.append(_parse("+" + "".join(c for c in text if c.isdigit()), config.phone.default_region))
-    numbers = [number for number in candidates if number is not None]
-    chosen = next((n for n in numbers if phonenumbers.is_valid_number(n)), None) or next(
-        (n for n in numbers if phonenumbers.is_possible_number(n)), None)
-    return phonenumbers.format_number(chosen, phonenumbers.PhoneNumberFormat.E164) if chosen else None
+        candidates.append(lambda: _parse("+" + "".join(c for c in text if c.isdigit()), region))
+    possible = None
+    for parse in candidates:  # parsed lazily: the first valid reading wins, most numbers need one parse
+        number = parse()
+        if number is None:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return _format(number)
+        if possible is None and phonenumbers.is_possible_number(number):
+            possible = number
+    return _format(possible) if possible is not None else None
+
+
+def _format(number: phonenumbers.PhoneNumber) -> str:
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _parse(text: str, region: str) -> phonenumbers.PhoneNumber | None:

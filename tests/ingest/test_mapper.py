@@ -201,6 +201,16 @@ def test_mapping_files_fail_with_file_line_and_key(tmp_path: Path) -> None:
     assert f"{path}:5: fields.emial: Value error, person has no field(s) 'emial'" in str(error.value)
 
 
+def test_a_loaded_file_is_cached_until_it_changes(tmp_path: Path) -> None:
+    path = tmp_path / "contacts.yaml"
+    path.write_text(BAD_MAPPING.replace("[strip, sparkle]", "[strip]").replace("emial", "email"))
+    first = load_yaml_model(path, MappingSpec)
+    assert load_yaml_model(path, MappingSpec) is first
+    path.write_text(BAD_MAPPING.replace("[strip, sparkle]", "[strip, lower]").replace("emial", "email"))
+    changed = load_yaml_model(path, MappingSpec)
+    assert changed is not first and changed.fields["phone"].transform == ["strip", "lower"]
+
+
 def test_every_packaged_mapping_is_valid() -> None:
     from journeyhub.config import check_all, mappings_root
 

@@ -63,6 +63,8 @@ def test_keys_normalise_case_whitespace_unicode_and_phone_formats() -> None:
     numbers = {"+972 50-123-4567", "050-1234567", "972501234567", "00972 50 123 4567"}
     assert {phone_key(number, CONFIG) for number in numbers} == {"+972501234567"}
     assert phone_key("12345", CONFIG) is None
+    assert phone_key("1-415-555-0134", CONFIG) == "+14155550134"  # international without the plus: 2nd reading
+    assert phone_key("+1 415 555 0134", CONFIG) == phone_key("001 415 555 0134", CONFIG) == "+14155550134"
 
 
 def test_one_person_across_three_crms_by_email_and_phone_transitively(engine: Engine) -> None:

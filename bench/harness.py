@@ -1,0 +1,37 @@
+"""What the benchmarks share: settings that point the hub at emulators and a fresh database."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+@contextmanager
+def hub_settings(env: dict[str, str], database: Path) -> Iterator[Any]:
+    """Settings pointing at the emulators and a fresh, migrated SQLite database (as `journeyhub` reads them)."""
+    from canonical.db import make_engine
+    from canonical.schema import upgrade
+    from flows import sync as sync_flow
+    from journeyhub.settings import Settings
+
+    url = f"sqlite:///{database}"
+    upgrade(make_engine(url))
+    saved = dict(os.environ)
+    os.environ.update(env, JOURNEYHUB_DATABASE_URL=url)
+    sync_flow._connectors.clear()
+    try:
+        yield Settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        sync_flow._connectors.clear()
+
+
+def http_calls(counts: dict[str, int]) -> int:
+    """HTTP requests in an emulator's request counts. The Dataverse emulator also logs each operation inside
+    a `$batch` (under `$batch:<route>`, as they count toward service protection limits); those travel in
+    their batch's one request."""
+    return sum(count for route, count in counts.items() if not route.startswith("$batch:"))
