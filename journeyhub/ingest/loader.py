@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -68,6 +68,17 @@ def payload_hash(record: Record) -> str:
     return hashlib.blake2b(body, digest_size=16).hexdigest()
 
 
+@dataclass
+class Prepared:
+    """A page mapped and ready to write."""
+
+    page: Page
+    mapper: Mapper
+    counts: Counts
+    planned: list[_Planned] = field(default_factory=list)
+    quarantined: list[tuple[Record, MappingError]] = field(default_factory=list)
+
+
 class PageLoader:
     """Stores pages of one system; one loader per sync run."""
 
@@ -84,12 +95,17 @@ class PageLoader:
         self._open_quarantine: dict[str, bool] = {}  # per object: does it have unresolved quarantine rows?
 
     def store(self, page: Page, run_row_id: int | None = None) -> Counts:
+        """Map and write one page with its cursor."""
+        return self.write(self.prepare(page), run_row_id)
+
+    def prepare(self, page: Page) -> Prepared:
+        """Everything that needs no database: mapping, payload hashes, match keys (kept apart from the
+        transaction, which then holds SQLite's write lock only while it writes)."""
         mapper = self.mappers.get(page.object_type)
         if mapper is None:
             raise ConfigError(self.system, f"no mapping for {page.object_type!r}: add "
                               f"mappings/{self.system}/{page.object_type}.yaml")
-        counts = Counts(records_read=len(page.records), api_calls=page.api_calls)
-        planned, quarantined, now = [], [], utcnow()
+        prepared = Prepared(page, mapper, Counts(records_read=len(page.records), api_calls=page.api_calls))
         for record in {record.remote_id: record for record in page.records}.values():
             key = source_key(self.system, page.object_type, record.remote_id)
             try:
@@ -98,24 +114,44 @@ class PageLoader:
                 if record.deleted:
                     mapped = None
                 else:
-                    quarantined.append((record, error))
+                    prepared.quarantined.append((record, error))
                     continue
             if mapped is not None and mapped.skipped:
-                counts.skipped += 1
+                prepared.counts.skipped += 1
                 continue
-            planned.append(_Planned(record, key, payload_hash(record), mapped))
+            if mapped is not None:
+                self._add_match_keys(mapped)
+            prepared.planned.append(_Planned(record, key, payload_hash(record), mapped))
+        return prepared
+
+    def write(self, prepared: Prepared, run_row_id: int | None = None) -> Counts:
+        """One transaction: the page's rows, quarantine, run counters and the cursor that follows it."""
+        page, counts, planned, now = prepared.page, prepared.counts, prepared.planned, utcnow()
         with transaction(self.engine) as connection:
             changed = self._changed(connection, planned, counts)
-            self._write(connection, changed, mapper, now)
-            self._quarantine(connection, page.object_type, quarantined, now)
+            self._write(connection, changed, prepared.mapper, now)
+            self._quarantine(connection, page.object_type, prepared.quarantined, now)
             self._resolve_quarantine(connection, page.object_type, [p.record.remote_id for p in planned], now)
-            counts.quarantined = len(quarantined)
+            counts.quarantined = len(prepared.quarantined)
             if page.cursor is not None:
                 upsert(connection, SyncState, [{"system": self.system, "object_type": page.object_type,
                                                 "cursor": page.cursor, "updated_at": now, "run_id": self.run_id}])
             if run_row_id is not None:
                 add_to_run(connection, run_row_id, counts)
         return counts
+
+    def _add_match_keys(self, mapped: MappedRecord) -> None:
+        """Person rows carry their normalised email and phone (None without an identity configuration:
+        identity resolution computes them on its next pass)."""
+        for row in mapped.rows:
+            if row.entity != "person":
+                continue
+            values = row.row
+            if self.identity is None:
+                values.update(email_key=None, phone_key=None, keys_version=None)
+            else:
+                values.update(email_key=email_key(values.get("email"), self.identity),
+                              phone_key=phone_key(values.get("phone"), self.identity), keys_version=self.fingerprint)
 
     # ------------------------------------------------------------------ classification
     def _changed(self, connection: Connection, planned: list[_Planned], counts: Counts) -> list[_Planned]:
@@ -209,13 +245,7 @@ class PageLoader:
         columns = set(table.__table__.columns.keys())  # type: ignore[attr-defined]
         extra = {"system": self.system} if "system" in columns else {}
         items = [{**{key: value for key, value in item.items() if key in columns}, **extra} for item in items]
-        if entity == "person":
-            for item in items:
-                if self.identity is None:
-                    item.update(email_key=None, phone_key=None, keys_version=None)  # identity computes them
-                else:
-                    item.update(email_key=email_key(item.get("email"), self.identity),
-                                phone_key=phone_key(item.get("phone"), self.identity), keys_version=self.fingerprint)
+        if entity == "person":  # match keys were added by `prepare`
             update_columns = [k for k in items[0] if k not in PERSON_OWNED_BY_IDENTITY | {"id"}]
             upsert(connection, table, items, update=update_columns)
         else:

@@ -8,14 +8,9 @@ doubles nothing: the next call continues from the last committed page.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import logging
-import queue
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import Engine, delete, select
 
@@ -73,59 +68,6 @@ def merge_pages(pages: list[Page]) -> Page:
                 sum(page.api_calls for page in pages))
 
 
-_DONE = object()
-
-
-class ReadAhead:
-    """Reads the next page in a background thread while the current one is stored: the API's latency and
-    the database's commit overlap instead of adding up. One page ahead at most, so memory stays flat; the
-    thread carries the caller's context (a Prefect run's rate limit needs it). A page read ahead but never
-    stored is simply read again next time: cursors are only saved with stored pages."""
-
-    def __init__(self, pages: Iterator[Page], limit: int | None = None) -> None:
-        self._pages = pages
-        self._limit = limit  # never read past the pages the caller will store (each read costs API calls)
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=1)
-        self._stop = threading.Event()
-        context = contextvars.copy_context()
-        self._thread = threading.Thread(target=context.run, args=(self._produce,), name="read-ahead", daemon=True)
-        self._thread.start()
-
-    def _produce(self) -> None:
-        try:
-            for produced, page in enumerate(self._pages, start=1):
-                self._queue.put(page)
-                if self._stop.is_set() or produced == self._limit:
-                    break
-        except BaseException as error:  # handed to the consumer, raised where it asks for the next page
-            self._queue.put(error)
-            return
-        self._queue.put(_DONE)
-
-    def __iter__(self) -> Iterator[Page]:
-        return self
-
-    def __next__(self) -> Page:
-        item = self._queue.get()
-        if item is _DONE:
-            self._queue.put(_DONE)  # stays exhausted
-            raise StopIteration
-        if isinstance(item, BaseException):
-            self._queue.put(_DONE)
-            raise item
-        return item
-
-    def close(self) -> None:
-        """Stop reading ahead and close the source generator (in this thread, once the reader is idle)."""
-        self._stop.set()
-        while self._thread.is_alive():
-            with contextlib.suppress(queue.Empty):
-                self._queue.get(timeout=0.05)  # unblock a reader waiting to hand over its page
-        close = getattr(self._pages, "close", None)
-        if close is not None:
-            close()
-
-
 def pull_pages(engine: Engine, connector: Connector, loader: PageLoader, object_type: str, *,
                full: bool = False, max_pages: int | None = None, run_row_id: int | None = None,
                on_page: Callable[[Counts], None] | None = None, group_records: int = 1) -> Batch:
@@ -134,7 +76,7 @@ def pull_pages(engine: Engine, connector: Connector, loader: PageLoader, object_
     cursor = None if full else read_cursor(engine, connector.system, object_type)
     batch = Batch()
     source = connector.read(object_type, cursor, full=full)
-    pages = ReadAhead(grouped(source, group_records), limit=max_pages)
+    pages = grouped(source, group_records)
     try:
         page = next(pages, None)
         while page is not None:

@@ -39,9 +39,12 @@ def _e164(phone: str, region: str, min_digits: int) -> str | None:
     text = phone.strip()
     if text.startswith("00"):
         text = "+" + text[2:]
-    candidates = [lambda: _parse(text, region)]
-    if not text.startswith("+"):  # "972501234567", "1-415-555-0134": international without the plus
-        candidates.append(lambda: _parse("+" + "".join(c for c in text if c.isdigit()), region))
+    if text.startswith("+"):  # one reading, kept when it is valid or at least possible (the cheaper test first)
+        number = _parse(text, region)
+        keep = number is not None and (phonenumbers.is_possible_number(number) or phonenumbers.is_valid_number(number))
+        return _format(number) if keep else None  # type: ignore[arg-type]
+    candidates = [lambda: _parse(text, region),  # national, else international without the plus ("9725…")
+                  lambda: _parse("+" + "".join(c for c in text if c.isdigit()), region)]
     possible = None
     for parse in candidates:  # parsed lazily: the first valid reading wins, most numbers need one parse
         number = parse()
