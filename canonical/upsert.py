@@ -79,9 +79,11 @@ def _sqlite_value(type_: Any) -> Callable[[Any], Any] | None:
 
 
 def _iso(value: datetime) -> str:
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r}: canonical timestamps must be timezone-aware UTC")
-    return value.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+    if value.tzinfo is not UTC:  # most values are UTC already: no conversion (millions per journey run)
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: canonical timestamps must be timezone-aware UTC")
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 Converters = list[tuple[int, Callable[[Any], Any]]]
