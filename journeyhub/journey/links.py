@@ -61,13 +61,14 @@ def rebuild(connection: Connection) -> None:
     index (dropping it would lock readers of the views out until the transaction ends)."""
     sqlite = connection.dialect.name == "sqlite"
     if sqlite:
+        cache_size = int(connection.exec_driver_sql("PRAGMA cache_size").scalar_one())
         connection.exec_driver_sql("PRAGMA cache_size = -262144")
         connection.exec_driver_sql("DROP INDEX IF EXISTS ix_customer_link_customer")
     connection.execute(text("DELETE FROM customer_link"))
     _insert_links(connection, restricted=False)
     if sqlite:
         connection.exec_driver_sql("CREATE INDEX ix_customer_link_customer ON customer_link (customer_id)")
-        connection.exec_driver_sql("PRAGMA cache_size = -64000")
+        connection.exec_driver_sql(f"PRAGMA cache_size = {cache_size}")  # the connection's own size again
 
 
 def _scope_table(connection: Connection) -> None:
