@@ -19,12 +19,10 @@ def new_run_id() -> str:
 
 
 def current_flow_run_id() -> str | None:
-    try:
-        from prefect.runtime import flow_run
+    """The Prefect flow run this code runs in (None outside one)."""
+    from prefect.runtime import flow_run
 
-        return str(flow_run.id) if flow_run.id else None
-    except Exception:
-        return None
+    return str(flow_run.id) if flow_run.id else None
 
 
 def open_run(engine: Engine, run_id: str, direction: str, system: str, object_type: str) -> int:

@@ -7,7 +7,7 @@ from sqlalchemy import Engine
 from canonical.db import check_connection, make_engine, redact
 from canonical.schema import status
 from journeyhub.cli.app import UserError
-from journeyhub.settings import Settings, load_settings
+from journeyhub.settings import SYSTEMS, Settings, load_settings
 
 
 def settings() -> Settings:
@@ -27,3 +27,20 @@ def engine(current: Settings | None = None, *, require_schema: bool = True) -> E
             raise UserError(f"the database schema is at revision {schema.current} but this version needs "
                             f"{schema.head}: run `journeyhub db upgrade`")
     return db
+
+
+def chosen_systems(current: Settings, requested: list[str] | None, *, require_credentials: bool = True) -> list[str]:
+    """The CRMs a command runs on: those asked for with `--system`, else every configured one; unknown
+    names, and (with `require_credentials`) CRMs without credentials, are refused with the fix."""
+    unknown = [name for name in requested or [] if name not in SYSTEMS]
+    if unknown:
+        raise UserError(f"unknown system {', '.join(unknown)}: choose from {', '.join(SYSTEMS)}")
+    enabled = current.enabled_systems()
+    systems = list(requested or enabled)
+    not_configured = [name for name in systems if name not in enabled]
+    if require_credentials and not_configured:
+        raise UserError(f"{', '.join(not_configured)} {'is' if len(not_configured) == 1 else 'are'} not configured: "
+                        "set its credentials (see `journeyhub config check`)")
+    if not systems:
+        raise UserError("no CRM is configured: set HUBSPOT_ACCESS_TOKEN, SALESFORCE_* or DYNAMICS_* (see README)")
+    return systems

@@ -9,7 +9,6 @@ from rich.table import Table
 
 from journeyhub.cli import context
 from journeyhub.cli.app import UserError, app, console, fail
-from journeyhub.settings import SYSTEMS
 from journeyhub.writeback.push import PushReport
 
 
@@ -42,12 +41,7 @@ def push(system: list[str] = typer.Option(None, "--system", help="hubspot, sales
 
     settings = context.settings()
     context.engine(settings)
-    unknown = [name for name in system or [] if name not in SYSTEMS]
-    if unknown:
-        raise UserError(f"unknown system {', '.join(unknown)}: choose from {', '.join(SYSTEMS)}")
-    systems = system or settings.enabled_systems()
-    if not systems:
-        raise UserError("no CRM is configured: set HUBSPOT_ACCESS_TOKEN, SALESFORCE_* or DYNAMICS_* (see README)")
+    systems = context.chosen_systems(settings, system, require_credentials=not dry_run)
     if export is not None and export.suffix.lower() not in {".csv", ".json"}:
         raise UserError(f"--export {export}: use a .csv or .json file name")
     reports = run_push(settings, systems, dry_run=dry_run, export=export)  # type: ignore[arg-type]

@@ -9,7 +9,6 @@ from rich.table import Table
 from journeyhub.cli import context
 from journeyhub.cli.app import UserError, app, console, fail
 from journeyhub.ingest.loader import Counts
-from journeyhub.settings import SYSTEMS
 
 
 def counts_table(title: str, rows: list[tuple[str, str, str, Counts, str]]) -> Table:
@@ -36,18 +35,9 @@ def sync(system: list[str] = typer.Option(None, "--system", help="hubspot, sales
 
     settings = context.settings()
     context.engine(settings)
-    unknown = [name for name in system or [] if name not in SYSTEMS]
-    if unknown:
-        raise UserError(f"unknown system {', '.join(unknown)}: choose from {', '.join(SYSTEMS)}")
     for problem in settings.problems():
         raise UserError(problem)
-    systems = system or settings.enabled_systems()
-    not_configured = [name for name in systems if name not in settings.enabled_systems()]
-    if not_configured:
-        raise UserError(f"{', '.join(not_configured)} {'is' if len(not_configured) == 1 else 'are'} not configured: "
-                        "set its credentials (see `journeyhub config check`)")
-    if not systems:
-        raise UserError("no CRM is configured: set HUBSPOT_ACCESS_TOKEN, SALESFORCE_* or DYNAMICS_* (see README)")
+    systems = context.chosen_systems(settings, system)
     live_rows: dict[tuple[str, str], Counts] = {}
 
     def render() -> Table:

@@ -6,6 +6,7 @@ Kept dependency-free on purpose: the world generator imports it without pulling 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -25,3 +26,33 @@ class HubSpotData:
     #: extra property definitions per object type (custom properties the world uses); standard ones are
     #: built into the emulator
     properties: dict[str, list[dict]] = field(default_factory=dict)
+
+
+#: HubSpot's default pipelines: (id, label, isClosed, probability) and (id, label, ticketState)
+DEFAULT_DEAL_STAGES = (("appointmentscheduled", "Appointment Scheduled", "false", "0.2"),
+                       ("qualifiedtobuy", "Qualified To Buy", "false", "0.4"),
+                       ("presentationscheduled", "Presentation Scheduled", "false", "0.6"),
+                       ("decisionmakerboughtin", "Decision Maker Bought-In", "false", "0.8"),
+                       ("contractsent", "Contract Sent", "false", "0.9"),
+                       ("closedwon", "Closed Won", "true", "1.0"),
+                       ("closedlost", "Closed Lost", "true", "0.0"))
+DEFAULT_TICKET_STAGES = (("1", "New", "OPEN"), ("2", "Waiting on contact", "OPEN"), ("3", "Waiting on us", "OPEN"),
+                         ("4", "Closed", "CLOSED"))
+
+
+def default_pipelines(stamp: str) -> dict[str, list[dict[str, Any]]]:
+    """The pipelines API's answer for a portal with HubSpot's default deal and ticket pipelines, every
+    object stamped `stamp` (an ISO time)."""
+    def stage(id_: str, label: str, order: int, metadata: dict[str, str]) -> dict[str, Any]:
+        return {"id": id_, "label": label, "displayOrder": order, "metadata": metadata, "createdAt": stamp,
+                "updatedAt": stamp, "archived": False, "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT"}
+
+    deals = {"id": "default", "label": "Sales Pipeline", "displayOrder": 0, "createdAt": stamp,
+             "updatedAt": stamp, "archived": False,
+             "stages": [stage(i, label, n, {"isClosed": closed, "probability": p})
+                        for n, (i, label, closed, p) in enumerate(DEFAULT_DEAL_STAGES)]}
+    tickets = {"id": "0", "label": "Support Pipeline", "displayOrder": 0, "createdAt": stamp,
+               "updatedAt": stamp, "archived": False,
+               "stages": [stage(i, label, n, {"ticketState": state, "isClosed": str(state == "CLOSED").lower()})
+                          for n, (i, label, state) in enumerate(DEFAULT_TICKET_STAGES)]}
+    return {"deals": [deals], "tickets": [tickets]}

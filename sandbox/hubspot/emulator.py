@@ -19,10 +19,11 @@ from starlette.responses import Response
 from sandbox.common.emulator import Emulator, Handler, json_response
 from sandbox.common.faults import Fault, FaultConfig
 from sandbox.hubspot import routes_associations, routes_misc, routes_objects, routes_properties
-from sandbox.hubspot.data import HubSpotData
+from sandbox.hubspot.data import HubSpotData, default_pipelines
 from sandbox.hubspot.errors import HubSpotError, correlation_id, error_response, validation
 from sandbox.hubspot.limits import RollingLimiter, retry_after_header
 from sandbox.hubspot.objects import ASSOCIATION_TYPES, OBJECT_TYPES, resolve_type
+from sandbox.hubspot.properties import BUILTIN_TIMESTAMP
 from sandbox.hubspot.search import Searcher, SearchLimits
 from sandbox.hubspot.store import Record, Store, TypeStore
 from sandbox.hubspot.util import decode_cursor, iso_ms, parse_time_ms
@@ -30,33 +31,6 @@ from sandbox.hubspot.util import decode_cursor, iso_ms, parse_time_ms
 TEN_SECONDLY = "TEN_SECONDLY_ROLLING"
 SECONDLY = "SECONDLY"
 
-DEFAULT_DEAL_STAGES = (("appointmentscheduled", "Appointment Scheduled", "false", "0.2"),
-                       ("qualifiedtobuy", "Qualified To Buy", "false", "0.4"),
-                       ("presentationscheduled", "Presentation Scheduled", "false", "0.6"),
-                       ("decisionmakerboughtin", "Decision Maker Bought-In", "false", "0.8"),
-                       ("contractsent", "Contract Sent", "false", "0.9"),
-                       ("closedwon", "Closed Won", "true", "1.0"),
-                       ("closedlost", "Closed Lost", "true", "0.0"))
-DEFAULT_TICKET_STAGES = (("1", "New", "OPEN"), ("2", "Waiting on contact", "OPEN"), ("3", "Waiting on us", "OPEN"),
-                         ("4", "Closed", "CLOSED"))
-BUILTIN_TIME = "2019-08-06T02:41:52.000Z"
-
-
-def default_pipelines() -> dict[str, list[dict[str, Any]]]:
-    def stage(id_: str, label: str, order: int, metadata: dict[str, str]) -> dict[str, Any]:
-        return {"id": id_, "label": label, "displayOrder": order, "metadata": metadata,
-                "createdAt": BUILTIN_TIME, "updatedAt": BUILTIN_TIME, "archived": False,
-                "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT"}
-
-    deals = {"id": "default", "label": "Sales Pipeline", "displayOrder": 0, "createdAt": BUILTIN_TIME,
-             "updatedAt": BUILTIN_TIME, "archived": False,
-             "stages": [stage(i, label, n, {"isClosed": closed, "probability": p})
-                        for n, (i, label, closed, p) in enumerate(DEFAULT_DEAL_STAGES)]}
-    tickets = {"id": "0", "label": "Support Pipeline", "displayOrder": 0, "createdAt": BUILTIN_TIME,
-               "updatedAt": BUILTIN_TIME, "archived": False,
-               "stages": [stage(i, label, n, {"ticketState": state, "isClosed": str(state == "CLOSED").lower()})
-                          for n, (i, label, state) in enumerate(DEFAULT_TICKET_STAGES)]}
-    return {"deals": [deals], "tickets": [tickets]}
 
 
 class HubSpotEmulator(Emulator):
@@ -295,7 +269,7 @@ class HubSpotEmulator(Emulator):
         return Store(lambda: self.clock(), lambda: self.monotonic())
 
     def _install_pipelines(self, given: dict[str, list[dict[str, Any]]]) -> None:
-        defaults = default_pipelines()
+        defaults = default_pipelines(BUILTIN_TIMESTAMP)
         for object_type in ("deals", "tickets"):
             pipelines = given.get(object_type)
             self.store.set_pipelines(object_type, [_complete_pipeline(p) for p in pipelines] if pipelines
@@ -402,7 +376,7 @@ def _timestamps(item: dict[str, Any]) -> dict[str, Any]:
     for key in ("createdAt", "updatedAt"):
         value = item.get(key)
         if value is None:
-            item[key] = BUILTIN_TIME
+            item[key] = BUILTIN_TIMESTAMP
         elif isinstance(value, (int, float)):
             item[key] = iso_ms(int(value))
         else:

@@ -6,6 +6,7 @@ written from one side is read from the other.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from sandbox.hubspot.emulator import HubSpotEmulator
 
 PAGE_MAX = 500
+PairWriter = Callable[[TypeStore, TypeStore, dict[str, Any], str, str], list[Any]]
 BATCH_MAX = 1000
 
 
@@ -187,42 +189,39 @@ class _Handlers:
             return batch_body(emu, results, errors, started, 200)
 
     async def batch_create(self, request: Request) -> Response:
-        emu = self.emu
-        source, target = self._batch_pair(request)
-        inputs = _inputs(parse_json(await request.body()), BATCH_MAX)
-        started = emu.now_ms()
-        with emu.lock:
-            results, errors = [], []
-            for item in inputs:
-                from_raw = str((item.get("from") or {}).get("id", ""))
-                to_raw = str((item.get("to") or {}).get("id", ""))
-                try:
-                    atypes = self._specs(source, target, item.get("types"))
-                    from_id = self._existing(source, from_raw)
-                    to_id = self._existing(target, to_raw)
-                except HubSpotError as error:
-                    errors.append(error.standard_error(ids=[from_raw, to_raw]))
-                    continue
-                results.append(self._labels_pair(source, target, from_id, to_id, atypes))
-            return batch_body(emu, results, errors, started, 201)
+        def create(source: TypeStore, target: TypeStore, item: dict[str, Any], from_raw: str, to_raw: str) -> list[Any]:
+            atypes = self._specs(source, target, item.get("types"))
+            return [self._labels_pair(source, target, self._existing(source, from_raw),
+                                      self._existing(target, to_raw), atypes)]
+
+        return await self._batch_pairs(request, create, 201)
 
     async def batch_default(self, request: Request) -> Response:
+        def associate(source: TypeStore, target: TypeStore, item: dict[str, Any], from_raw: str,
+                      to_raw: str) -> list[Any]:
+            return self._default_results(source, target, self._existing(source, from_raw),
+                                         self._existing(target, to_raw))
+
+        return await self._batch_pairs(request, associate, 200)
+
+    async def _batch_pairs(self, request: Request, write: PairWriter, status: int) -> Response:
+        """A batch of from → to inputs, each written by `write`; a failing input becomes a per-input error
+        (HubSpot's 207 multi-status) and the rest are still written."""
         emu = self.emu
         source, target = self._batch_pair(request)
         inputs = _inputs(parse_json(await request.body()), BATCH_MAX)
         started = emu.now_ms()
         with emu.lock:
-            results, errors = [], []
+            results: list[Any] = []
+            errors: list[Any] = []
             for item in inputs:
                 from_raw = str((item.get("from") or {}).get("id", ""))
                 to_raw = str((item.get("to") or {}).get("id", ""))
                 try:
-                    from_id = self._existing(source, from_raw)
-                    to_id = self._existing(target, to_raw)
-                    results.extend(self._default_results(source, target, from_id, to_id))
+                    results.extend(write(source, target, item, from_raw, to_raw))
                 except HubSpotError as error:
                     errors.append(error.standard_error(ids=[from_raw, to_raw]))
-            return batch_body(emu, results, errors, started, 200)
+            return batch_body(emu, results, errors, started, status)
 
     async def batch_archive(self, request: Request) -> Response:
         emu = self.emu

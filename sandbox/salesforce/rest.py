@@ -203,23 +203,23 @@ class RestApi:
         self.store.delete(sobject.name, rid)
         return Reply(204)
 
-    def read_by_external_id(self, ctx: Ctx) -> Reply:
+    def by_external_id(self, ctx: Ctx) -> tuple[SObjectType, list[str]]:
+        """The sObject and the ids whose external id field holds the value (404 when none)."""
         sobject = self.sobject(ctx.params["sobject"])
-        spec = self.external_field(sobject, ctx.params["field"])
-        ids = self.matches(sobject, spec, ctx.params["value"])
+        ids = self.matches(sobject, self.external_field(sobject, ctx.params["field"]), ctx.params["value"])
         if not ids:
             raise not_found()
-        if len(ids) > 1:
+        return sobject, ids
+
+    def read_by_external_id(self, ctx: Ctx) -> Reply:
+        sobject, ids = self.by_external_id(ctx)
+        if len(ids) > 1:  # 300 Multiple Choices: the matching records' URLs
             return Reply(300, self.urls(sobject, ctx.version, ids))
         fields = self.field_list(sobject, ctx.query.get("fields"))
         return Reply(200, self.shape(sobject, self.store.tables[sobject.name][ids[0]], ctx.version, fields))
 
     def delete_by_external_id(self, ctx: Ctx) -> Reply:
-        sobject = self.sobject(ctx.params["sobject"])
-        spec = self.external_field(sobject, ctx.params["field"])
-        ids = self.matches(sobject, spec, ctx.params["value"])
-        if not ids:
-            raise not_found()
+        sobject, ids = self.by_external_id(ctx)
         if len(ids) > 1:
             return Reply(300, self.urls(sobject, ctx.version, ids))
         self.store.delete(sobject.name, ids[0])

@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from sandbox.dynamics.data import DynamicsData
+from sandbox.hubspot.data import HubSpotData
+from sandbox.salesforce.data import SalesforceData
 from sandbox.world import stories
-from sandbox.world.contracts import dynamics_data, hubspot_data, salesforce_data
 from sandbox.world.ids import DAY, HOUR, Ids, from_datetime, iso_z
 from sandbox.world.model import DYNAMICS, HUBSPOT, SALESFORCE, Plan
 from sandbox.world.oracle import evaluate_person
@@ -231,5 +233,5 @@ def read_world(directory: str | Path) -> World:
              for name in (HUBSPOT, SALESFORCE, DYNAMICS, "truth")}
     hs = parts[HUBSPOT]
     hs["associations"] = [tuple(row) for row in hs["associations"]]
-    return World(hubspot_data(**hs), salesforce_data(parts[SALESFORCE]["records"]),
-                 dynamics_data(parts[DYNAMICS]["rows"]), parts["truth"])
+    return World(HubSpotData(**hs), SalesforceData(parts[SALESFORCE]["records"]),
+                 DynamicsData(parts[DYNAMICS]["rows"]), parts["truth"])

@@ -10,6 +10,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from sandbox.salesforce.ids import checksum as sf_checksum  # the vendor's case-safe suffix, one implementation
+
 DAY = 86_400
 HOUR = 3_600
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -54,25 +56,12 @@ def midnight(ts: int) -> int:
 
 
 # --------------------------------------------------------------------------------------- Salesforce ids
-_SUFFIX_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 SF_PREFIXES = {
     "Account": "001", "Contact": "003", "Lead": "00Q", "Opportunity": "006", "OpportunityContactRole": "00K",
     "Case": "500", "Task": "00T", "Event": "00U", "EmailMessage": "02s", "User": "005",
 }
-
-
-def sf_checksum(id15: str) -> str:
-    """The three-character case-safe suffix: bit i of chunk c is set when char 5c+i is an upper-case letter."""
-    suffix = []
-    for chunk in range(3):
-        bits = 0
-        for position, char in enumerate(id15[chunk * 5:chunk * 5 + 5]):
-            if "A" <= char <= "Z":
-                bits |= 1 << position
-        suffix.append(_SUFFIX_ALPHABET[bits])
-    return "".join(suffix)
 
 
 def sf_id(prefix: str, number: int) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from sandbox.world.contracts import dynamics_data
+from sandbox.dynamics.data import DynamicsData
 from sandbox.world.ids import DAY, HOUR, iso_z
 from sandbox.world.model import (
     CALL,
@@ -108,7 +108,7 @@ def render_dynamics(plan: Plan) -> Any:
     for rows in w.rows.values():
         for row in rows:
             del row["_sort"]
-    return dynamics_data(w.rows)
+    return DynamicsData(w.rows)
 
 
 def _person_record(w: _Writer, rec: Record) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from sandbox.world.contracts import hubspot_data
+from sandbox.hubspot.data import HubSpotData, default_pipelines
 from sandbox.world.ids import hubspot_time
 from sandbox.world.model import (
     CALL,
@@ -31,17 +31,6 @@ PORTAL_ID = 4242
 APP_ID = 113
 OPEN_DEAL_STAGES = ["appointmentscheduled", "qualifiedtobuy", "presentationscheduled", "decisionmakerboughtin",
                     "contractsent"]
-DEAL_STAGES = [  # (id, label, isClosed, probability)
-    ("appointmentscheduled", "Appointment Scheduled", "false", "0.2"),
-    ("qualifiedtobuy", "Qualified To Buy", "false", "0.4"),
-    ("presentationscheduled", "Presentation Scheduled", "false", "0.6"),
-    ("decisionmakerboughtin", "Decision Maker Bought-In", "false", "0.8"),
-    ("contractsent", "Contract Sent", "false", "0.9"),
-    ("closedwon", "Closed Won", "true", "1.0"),
-    ("closedlost", "Closed Lost", "true", "0.0"),
-]
-TICKET_STAGES = [("1", "New", "OPEN"), ("2", "Waiting on contact", "OPEN"), ("3", "Waiting on us", "OPEN"),
-                 ("4", "Closed", "CLOSED")]
 SOURCE_TYPE = {"chat": "CHAT", "email": "EMAIL", "web": "FORM", "phone": "PHONE"}
 PRIORITY = {"low": "LOW", "medium": "MEDIUM", "high": "HIGH", "urgent": "URGENT"}
 CALL_STATUS = {"completed": "COMPLETED", "no_answer": "NO_ANSWER", "busy": "BUSY"}
@@ -123,7 +112,7 @@ def render_hubspot(plan: Plan) -> Any:
     owners = [{"id": o.remote_id, "email": o.email, "firstName": o.first_name, "lastName": o.last_name,
                "userId": o.user_id, "createdAt": hubspot_time(o.created), "updatedAt": hubspot_time(o.created),
                "archived": False} for o in plan.owners[HUBSPOT]]
-    return hubspot_data(objects=objects, associations=associations, owners=owners,
+    return HubSpotData(objects=objects, associations=associations, owners=owners,
                         pipelines=_pipelines(plan), email_events=events, properties={})
 
 
@@ -282,18 +271,4 @@ def _event_id(rng: random.Random) -> str:
 
 
 def _pipelines(plan: Plan) -> dict[str, list[dict]]:
-    stamp = hubspot_time(plan.anchor - 729 * 86_400)
-
-    def stage(sid: str, label: str, order: int, metadata: dict[str, str]) -> dict:
-        return {"id": sid, "label": label, "displayOrder": order, "metadata": metadata, "createdAt": stamp,
-                "updatedAt": stamp, "archived": False}
-
-    deals = [stage(sid, label, n, {"isClosed": closed, "probability": prob})
-             for n, (sid, label, closed, prob) in enumerate(DEAL_STAGES)]
-    tickets = [stage(sid, label, n, {"ticketState": state}) for n, (sid, label, state) in enumerate(TICKET_STAGES)]
-    return {
-        "deals": [{"id": "default", "label": "Sales Pipeline", "displayOrder": 0, "stages": deals,
-                   "createdAt": stamp, "updatedAt": stamp, "archived": False}],
-        "tickets": [{"id": "0", "label": "Support Pipeline", "displayOrder": 0, "stages": tickets,
-                     "createdAt": stamp, "updatedAt": stamp, "archived": False}],
-    }
+    return default_pipelines(hubspot_time(plan.anchor - 729 * 86_400))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from sandbox.world.contracts import salesforce_data
+from sandbox.salesforce.data import SalesforceData
 from sandbox.world.ids import DAY, HOUR, date_only, salesforce_time, sf_id
 from sandbox.world.model import (
     CALL,
@@ -113,7 +113,7 @@ def render_salesforce(plan: Plan) -> Any:
             row.update({"Company": bad.company_name or "Individual", "Status": "Open - Not Contacted",
                         "IsConverted": False})
         w.add(bad.object_type, row)
-    return salesforce_data(w.records)
+    return SalesforceData(w.records)
 
 
 def _without_deleted(audit: dict[str, Any]) -> dict[str, Any]:

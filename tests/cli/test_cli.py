@@ -52,6 +52,20 @@ def test_unknown_options_are_usage_errors(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("command", ["sync", "push"])
+def test_sync_and_push_refuse_unknown_and_unconfigured_crms_with_the_fix(tmp_path: Path, command: str) -> None:
+    run("db", "upgrade", cwd=tmp_path)
+    env = {"HUBSPOT_ACCESS_TOKEN": "pat"}
+    unknown = run(command, "--system", "zoho", cwd=tmp_path, env=env)
+    assert unknown.returncode == 1
+    assert "unknown system zoho: choose from hubspot, salesforce, dynamics" in unknown.stderr
+    missing = run(command, "--system", "salesforce", cwd=tmp_path, env=env)
+    assert missing.returncode == 1 and "salesforce is not configured: set its credentials" in missing.stderr
+    none = run(command, cwd=tmp_path)
+    assert none.returncode == 1 and "no CRM is configured" in none.stderr
+    assert "Traceback" not in unknown.stderr + missing.stderr + none.stderr
+
+
 def test_config_check_passes_with_the_packaged_mappings_and_lists_crms(tmp_path: Path) -> None:
     result = run("config", "check", cwd=tmp_path, env={"HUBSPOT_ACCESS_TOKEN": "pat"})
     assert result.returncode == 0, result.stdout + result.stderr
