@@ -78,7 +78,22 @@ def _sqlite_value(type_: Any) -> Callable[[Any], Any] | None:
     return None
 
 
+_last_iso: tuple[datetime | None, str] = (None, "")
+
+
 def _iso(value: datetime) -> str:
+    global _last_iso
+    last, text = _last_iso
+    if value is last:  # a batch stamps every row with the same `now`: format it once
+        return text
+    text = sqlite_timestamp(value)
+    _last_iso = (value, text)
+    return text
+
+
+def sqlite_timestamp(value: datetime) -> str:
+    """A timestamp as SQLite stores it: UTC ISO-8601 text ending in `Z`, fixed width so text order is time
+    order."""
     if value.tzinfo is not UTC:  # most values are UTC already: no conversion (millions per journey run)
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value!r}: canonical timestamps must be timezone-aware UTC")

@@ -90,7 +90,8 @@ def pull_batch_plain(settings: Settings, system: SystemName, object_type: str, *
     context = hub_context(settings)
     loader = PageLoader(context.engine, system, load_mappings(context.mappings, system), run_id, context.identity)
     batch = pull_pages(context.engine, connector_for(system, settings), loader, object_type, full=full,
-                       max_pages=max_pages, run_row_id=run_row_id, group_records=settings.store_group_records)
+                       max_pages=max_pages, run_row_id=run_row_id, group_records=settings.store_group_records,
+                       worker_after=settings.worker_after)
     return BatchResult(batch.counts, batch.pages, batch.done)
 
 

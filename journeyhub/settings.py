@@ -175,6 +175,15 @@ class Settings(BaseSettings):
     page_task_size: int = Field(5, ge=1, description="pages (groups) pulled per Prefect task")
     store_group_records: int = Field(1000, ge=1, description="API pages are stored together up to this many records "
                                                              "per transaction (1: every page alone)")
+    map_in_worker: bool = Field(True, description="large pulls map their pages in a worker process while this "
+                                                  "one reads and writes")
+    map_in_worker_after: int = Field(1000, ge=0, description="records a pull reads before its mapping moves to "
+                                                             "the worker (small incremental pulls never start it)")
+
+    @property
+    def worker_after(self) -> int | None:
+        """When pulls hand their mapping to the worker process (None: never)."""
+        return self.map_in_worker_after if self.map_in_worker else None
 
     @field_validator("database_url")
     @classmethod

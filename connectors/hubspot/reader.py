@@ -510,7 +510,8 @@ class RecordContext:
         return [self.record(raw, linked.get(str(raw["id"]))) for raw in raws]
 
     def record(self, raw: dict[str, Any], associations: dict[str, list[str]] | None) -> SourceRecord:
-        data = {key: value for key, value in raw.items() if key != "associations"}
+        data = raw
+        data.pop("associations", None)  # read into `_associations` already; `raw` is this page's own parse
         extra: dict[str, Any] = {}
         if self.spec.associations:
             extra["_associations"] = associations or {name: [] for name in self.spec.associations}

@@ -63,8 +63,11 @@ class _Planned:
     mapped: MappedRecord | None  # None: a bare tombstone
 
 
-def payload_hash(record: Record) -> str:
-    body = orjson.dumps([record.document(), record.deleted], option=orjson.OPT_SORT_KEYS, default=str)
+def payload_hash(record: Record, document: dict[str, Any] | None = None) -> str:
+    """What "unchanged" is judged by: the mapped document and the deletion flag (`document`: the record's,
+    when the caller has built it already)."""
+    document = record.document() if document is None else document
+    body = orjson.dumps([document, record.deleted], option=orjson.OPT_SORT_KEYS, default=str)
     return hashlib.blake2b(body, digest_size=16).hexdigest()
 
 
@@ -79,19 +82,79 @@ class Prepared:
     quarantined: list[tuple[Record, MappingError]] = field(default_factory=list)
 
 
+@dataclass
+class PageParts:
+    """What preparing a page produced, by record index: small and picklable, so a worker process can
+    compute it and send back only this while the parent keeps the records."""
+
+    planned: list[tuple[int, str, str, MappedRecord | None]] = field(default_factory=list)  # index, key, hash, rows
+    quarantined: list[tuple[int, str, str]] = field(default_factory=list)  # index, reason, detail
+    skipped: int = 0
+
+
+class Preparer:
+    """Everything about a page that needs no database: mapping, payload hashes and match keys."""
+
+    def __init__(self, system: str, mappings: dict[str, MappingSpec], identity: IdentityConfig | None) -> None:
+        """`identity` lets person records carry their match keys as they arrive (else identity resolution
+        computes them on its next pass)."""
+        self.system = system
+        self.identity = identity
+        self.fingerprint = keys_fingerprint(identity) if identity is not None else None
+        self.mappers = {object_type: Mapper(system, spec) for object_type, spec in mappings.items()}
+
+    def mapper(self, object_type: str) -> Mapper:
+        mapper = self.mappers.get(object_type)
+        if mapper is None:
+            raise ConfigError(self.system, f"no mapping for {object_type!r}: add "
+                              f"mappings/{self.system}/{object_type}.yaml")
+        return mapper
+
+    def parts(self, object_type: str, records: list[Record]) -> PageParts:
+        """The page's rows by record index; a record read twice in one page counts once, as last read."""
+        mapper, parts = self.mapper(object_type), PageParts()
+        for index in {record.remote_id: index for index, record in enumerate(records)}.values():
+            record = records[index]
+            document = record.document()
+            try:
+                mapped = None if record.data is None else mapper.map(record.remote_id, document)
+            except MappingError as error:
+                if not record.deleted:
+                    parts.quarantined.append((index, error.reason, error.detail))
+                    continue
+                mapped = None
+            if mapped is not None and mapped.skipped:
+                parts.skipped += 1
+                continue
+            if mapped is not None:
+                self._add_match_keys(mapped)
+            key = source_key(self.system, object_type, record.remote_id)
+            parts.planned.append((index, key, payload_hash(record, document), mapped))
+        return parts
+
+    def _add_match_keys(self, mapped: MappedRecord) -> None:
+        """Person rows carry their normalised email and phone (None without an identity configuration)."""
+        for row in mapped.rows:
+            if row.entity != "person":
+                continue
+            values = row.row
+            if self.identity is None:
+                values.update(email_key=None, phone_key=None, keys_version=None)
+            else:
+                values.update(email_key=email_key(values.get("email"), self.identity),
+                              phone_key=phone_key(values.get("phone"), self.identity), keys_version=self.fingerprint)
+
+
 class PageLoader:
     """Stores pages of one system; one loader per sync run."""
 
     def __init__(self, engine: Engine, system: str, mappings: dict[str, MappingSpec], run_id: str,
                  identity: IdentityConfig | None = None) -> None:
-        """`identity` lets the loader compute person records' match keys as they arrive (else identity
-        resolution computes them on its next pass)."""
-        self.identity = identity
-        self.fingerprint = keys_fingerprint(identity) if identity is not None else None
+        self.preparer = Preparer(system, mappings, identity)
+        self.mappings = mappings
         self.engine = engine
         self.system = system
         self.run_id = run_id
-        self.mappers = {object_type: Mapper(system, spec) for object_type, spec in mappings.items()}
         self._open_quarantine: dict[str, bool] = {}  # per object: does it have unresolved quarantine rows?
 
     def store(self, page: Page, run_row_id: int | None = None) -> Counts:
@@ -99,30 +162,19 @@ class PageLoader:
         return self.write(self.prepare(page), run_row_id)
 
     def prepare(self, page: Page) -> Prepared:
-        """Everything that needs no database: mapping, payload hashes, match keys (kept apart from the
-        transaction, which then holds SQLite's write lock only while it writes)."""
-        mapper = self.mappers.get(page.object_type)
-        if mapper is None:
-            raise ConfigError(self.system, f"no mapping for {page.object_type!r}: add "
-                              f"mappings/{self.system}/{page.object_type}.yaml")
-        prepared = Prepared(page, mapper, Counts(records_read=len(page.records), api_calls=page.api_calls))
-        for record in {record.remote_id: record for record in page.records}.values():
-            key = source_key(self.system, page.object_type, record.remote_id)
-            try:
-                mapped = None if record.data is None else mapper.map(record.remote_id, record.document())
-            except MappingError as error:
-                if record.deleted:
-                    mapped = None
-                else:
-                    prepared.quarantined.append((record, error))
-                    continue
-            if mapped is not None and mapped.skipped:
-                prepared.counts.skipped += 1
-                continue
-            if mapped is not None:
-                self._add_match_keys(mapped)
-            prepared.planned.append(_Planned(record, key, payload_hash(record), mapped))
-        return prepared
+        """Mapped in this process (kept apart from the transaction, which then holds SQLite's write lock
+        only while it writes)."""
+        return self.assemble(page, self.preparer.parts(page.object_type, page.records))
+
+    def assemble(self, page: Page, parts: PageParts) -> Prepared:
+        """A page and its prepared parts (computed here or in a worker process) as one writable unit."""
+        records = page.records
+        counts = Counts(records_read=len(records), api_calls=page.api_calls, skipped=parts.skipped)
+        return Prepared(page, self.preparer.mapper(page.object_type), counts,
+                        [_Planned(records[index], key, raw_hash, mapped)
+                         for index, key, raw_hash, mapped in parts.planned],
+                        [(records[index], MappingError(reason, detail))
+                         for index, reason, detail in parts.quarantined])
 
     def write(self, prepared: Prepared, run_row_id: int | None = None) -> Counts:
         """One transaction: the page's rows, quarantine, run counters and the cursor that follows it."""
@@ -139,19 +191,6 @@ class PageLoader:
             if run_row_id is not None:
                 add_to_run(connection, run_row_id, counts)
         return counts
-
-    def _add_match_keys(self, mapped: MappedRecord) -> None:
-        """Person rows carry their normalised email and phone (None without an identity configuration:
-        identity resolution computes them on its next pass)."""
-        for row in mapped.rows:
-            if row.entity != "person":
-                continue
-            values = row.row
-            if self.identity is None:
-                values.update(email_key=None, phone_key=None, keys_version=None)
-            else:
-                values.update(email_key=email_key(values.get("email"), self.identity),
-                              phone_key=phone_key(values.get("phone"), self.identity), keys_version=self.fingerprint)
 
     # ------------------------------------------------------------------ classification
     def _changed(self, connection: Connection, planned: list[_Planned], counts: Counts) -> list[_Planned]:

@@ -17,7 +17,9 @@ from sqlalchemy import Engine, delete, select
 from canonical.models import SyncState
 from connectors.base import Connector, Page
 from connectors.errors import ConnectorError, FatalError
-from journeyhub.ingest.loader import Counts, PageLoader
+from journeyhub.heap import freeze_long_lived
+from journeyhub.ingest.loader import Counts, PageLoader, Prepared
+from journeyhub.ingest.pipeline import PreparePipeline
 from journeyhub.runs import close_run, open_run
 
 log = logging.getLogger("journeyhub.sync")
@@ -70,28 +72,44 @@ def merge_pages(pages: list[Page]) -> Page:
 
 def pull_pages(engine: Engine, connector: Connector, loader: PageLoader, object_type: str, *,
                full: bool = False, max_pages: int | None = None, run_row_id: int | None = None,
-               on_page: Callable[[Counts], None] | None = None, group_records: int = 1) -> Batch:
+               on_page: Callable[[Counts], None] | None = None, group_records: int = 1,
+               worker_after: int | None = None) -> Batch:
     """Store pages from the persisted cursor (or from scratch when `full`) until the end or `max_pages`
-    (a page here is a group of the API's pages of about `group_records` records; 1 stores each alone)."""
+    (a page here is a group of the API's pages of about `group_records` records; 1 stores each alone).
+    Once `worker_after` records were read, pages are mapped in a worker process (None: never)."""
+    freeze_long_lived()
     cursor = None if full else read_cursor(engine, connector.system, object_type)
     batch = Batch()
     source = connector.read(object_type, cursor, full=full)
     pages = grouped(source, group_records)
-    try:
-        page = next(pages, None)
-        while page is not None:
-            counts = loader.store(page, run_row_id)
+    pipeline = PreparePipeline(loader, worker_after)
+
+    def store(ready: list[Prepared]) -> None:
+        for prepared in ready:
+            counts = loader.write(prepared, run_row_id)
             batch.counts.add(counts)
             batch.pages += 1
             if on_page is not None:
                 on_page(counts)
-            if max_pages is not None and batch.pages >= max_pages:
-                batch.done = False  # perhaps more: the caller asks again (an idle read returns no records)
+
+    read = 0
+    try:
+        while max_pages is None or read < max_pages:
+            try:
+                page = next(pages, None)
+            except Exception:
+                store(pipeline.flush())  # what was read before the failure is kept
+                raise
+            if page is None:
                 break
-            page = next(pages, None)
+            read += 1
+            store(pipeline.feed(page))
+        store(pipeline.flush())
     finally:
+        pipeline.cancel()
         pages.close()
         source.close()
+    batch.done = max_pages is None or read < max_pages  # else perhaps more: the caller asks again
     return batch
 
 

@@ -21,17 +21,23 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, update
 from sqlalchemy.engine import Connection
 
 from canonical.models import Customer, PersonRecord
 from canonical.types import utcnow
-from canonical.upsert import update_rows, upsert
+from canonical.upsert import update_rows
+from journeyhub.heap import gc_paused
+from journeyhub.journey.dbio import execute_many, time_writer, update_sql, upsert_sql
 from journeyhub.journey.facts import moment
 from journeyhub.journey.identity_config import GOLDEN_FIELDS, FieldSurvivorship, IdentityConfig
 from journeyhub.journey.keys import email_key, keys_fingerprint, phone_key
 
 NEVER = datetime.min.replace(tzinfo=None)
+# the rows _write makes: a customer (created_at is written once, when the id is issued) and a record's match
+CUSTOMER_COLUMNS = ("id", *GOLDEN_FIELDS, "first_seen_at", "created_at", "updated_at", "merged_into_id", "merged_at")
+CUSTOMER_UPDATES = (*GOLDEN_FIELDS, "first_seen_at", "updated_at", "merged_into_id", "merged_at")
+MATCH_COLUMNS = ("customer_id", "match_rule", "match_evidence")
 
 
 @dataclass(slots=True)
@@ -199,7 +205,26 @@ def _fresh_id(members: list[str], issued: dict[str, datetime | None], taken: set
 
 
 # ------------------------------------------------------------------------------------------- golden record
-def golden(members: list[Person], config: IdentityConfig) -> dict[str, Any]:
+FieldGroups = list[tuple[FieldSurvivorship, list[str]]]
+
+
+def field_groups(config: IdentityConfig) -> FieldGroups:
+    """The golden fields grouped by survivorship rule (most share one): records are ranked once per rule."""
+    groups: FieldGroups = []
+    for name in GOLDEN_FIELDS:
+        rule = config.field_rule(name)
+        for known, names in groups:
+            if known == rule:
+                names.append(name)
+                break
+        else:
+            groups.append((rule, [name]))
+    return groups
+
+
+def golden(members: list[Person], config: IdentityConfig, groups: FieldGroups | None = None) -> dict[str, Any]:
+    """Each field from the record its rule prefers among those that have a value (`groups`: field_groups(config),
+    when the caller has it)."""
     if len(members) == 1:  # most customers: nothing to choose between
         only = members[0]
         record = dict(only.values)
@@ -207,13 +232,13 @@ def golden(members: list[Person], config: IdentityConfig) -> dict[str, Any]:
             record["full_name"] = " ".join(p for p in (record["first_name"], record["last_name"]) if p) or None
         record["first_seen_at"] = only.created
         return record
-    record: dict[str, Any] = {}
-    facts = [(person, _facts(person)) for person in members]  # once per person, not once per field
-    for name in GOLDEN_FIELDS:
-        rule = config.field_rule(name)
-        candidates = [(person, fact) for person, fact in facts if person.values.get(name) not in (None, "")]
-        best = min(candidates, key=lambda item: _preference(item[0], item[1], rule)) if candidates else None
-        record[name] = best[0].values[name] if best else None
+    chosen: dict[str, Any] = {}
+    facts = {person.id: _facts(person) for person in members}  # once per person, not once per rule
+    for rule, names in groups if groups is not None else field_groups(config):
+        ranked = sorted(members, key=lambda person: _preference(person, facts[person.id], rule))
+        for name in names:  # the preferred record with a value (preferences end with the id: a total order)
+            chosen[name] = next((p.values[name] for p in ranked if p.values.get(name) not in (None, "")), None)
+    record = {name: chosen[name] for name in GOLDEN_FIELDS}
     if not record["full_name"]:
         record["full_name"] = " ".join(part for part in (record["first_name"], record["last_name"]) if part) or None
     created = [person.created for person in members if person.created]
@@ -247,6 +272,7 @@ class IdentityResolver:
         self.config = config
         self.fingerprint = keys_fingerprint(config)
 
+    @gc_paused()
     def resolve(self) -> Resolution:
         people = self._load_people()
         changed_keys = self._refresh_keys(people)
@@ -300,45 +326,56 @@ class IdentityResolver:
     def _issued(self) -> dict[str, datetime | None]:
         """Existing customer ids and when each was first seen (the older one survives a merge)."""
         with self.engine.connect() as connection:
-            return dict(connection.execute(select(Customer.id, Customer.first_seen_at)).all())
+            rows = connection.exec_driver_sql("SELECT id, first_seen_at FROM customer")
+            return {customer_id: moment(first_seen) for customer_id, first_seen in rows}
 
     def _write(self, resolution: Resolution, people: dict[str, Person], issued: dict[str, datetime | None]) -> None:
+        """Customers whose golden record changed and records whose customer or match changed, as plain rows (a
+        first pass writes every customer and every record)."""
+        stamp = time_writer(self.engine.dialect.name)
         now = utcnow()
+        written = stamp(now)
         existing = self._existing_customers()
-        person_updates, customers = [], []
+        groups = field_groups(self.config)
+        customers: list[tuple[Any, ...]] = []
+        customer_of: dict[str, str] = {}
         for customer_id, members in resolution.clusters.items():
-            group = [people[member] for member in members]
-            record = {"id": customer_id, **golden(group, self.config)}
+            record = golden([people[member] for member in members], self.config, groups)
             if existing.get(customer_id) != _comparable(record):
                 resolution.touched_customers.add(customer_id)
-                customers.append({**record, "created_at": now, "updated_at": now, "merged_into_id": None,
-                                  "merged_at": None})
-            for person in group:
-                match = resolution.matches.get(person.id)
-                rule, evidence = (match.rule, match.evidence) if match else ("first_record", "no other record matched")
-                if (person.customer_id, person.match_rule, person.match_evidence) != (customer_id, rule, evidence):
-                    if person.customer_id != customer_id:
-                        resolution.changed_people.add(person.id)
-                        resolution.touched_customers.add(customer_id)
-                        if person.customer_id:
-                            resolution.touched_customers.add(person.customer_id)
-                    person_updates.append({"id": person.id, "customer_id": customer_id, "match_rule": rule,
-                                           "match_evidence": evidence})
+                customers.append((customer_id, *[record[name] for name in GOLDEN_FIELDS],
+                                  stamp(record["first_seen_at"]), written, written, None, None))
+            customer_of.update(dict.fromkeys(members, customer_id))
+        person_updates: list[tuple[str, str, str, str]] = []
+        for person in people.values():  # in the order they were read, which is the table's: updates go in page order
+            customer_id = customer_of[person.id]
+            match = resolution.matches.get(person.id)
+            rule, evidence = (match.rule, match.evidence) if match else ("first_record", "no other record matched")
+            if (person.customer_id, person.match_rule, person.match_evidence) != (customer_id, rule, evidence):
+                if person.customer_id != customer_id:
+                    resolution.changed_people.add(person.id)
+                    resolution.touched_customers.add(customer_id)
+                    if person.customer_id:
+                        resolution.touched_customers.add(person.customer_id)
+                person_updates.append((customer_id, rule, evidence, person.id))
+        # in id order: new customers are appended in key order, so the tagger's batches (by id) then read and
+        # write neighbouring pages instead of a few rows on every page
+        customers.sort()
         with self.engine.begin() as connection:
             self._apply(connection, customers, person_updates, resolution, now)
 
     def _existing_customers(self) -> dict[str, tuple[Any, ...]]:
-        columns = [Customer.id, *[getattr(Customer, name) for name in (*GOLDEN_FIELDS, "first_seen_at")],
-                   Customer.merged_into_id]
+        sql = f"SELECT id, {', '.join(GOLDEN_FIELDS)}, first_seen_at, merged_into_id FROM customer"
+        fields = len(GOLDEN_FIELDS)
         with self.engine.connect() as connection:
-            return {row[0]: tuple(row[1:]) for row in connection.execute(select(*columns))}
+            return {row[0]: (*row[1:fields + 1], moment(row[fields + 1]), row[fields + 2])
+                    for row in connection.exec_driver_sql(sql)}
 
-    def _apply(self, connection: Connection, customers: list[dict[str, Any]], person_updates: list[dict[str, Any]],
-               resolution: Resolution, now: datetime) -> None:
-        if customers:  # created_at is written once, when the id is issued
-            upsert(connection, Customer, customers,
-                   update=[*GOLDEN_FIELDS, "first_seen_at", "updated_at", "merged_into_id", "merged_at"])
-        update_rows(connection, PersonRecord, "id", person_updates)
+    def _apply(self, connection: Connection, customers: list[tuple[Any, ...]],
+               person_updates: list[tuple[str, str, str, str]], resolution: Resolution, now: datetime) -> None:
+        upsert = upsert_sql(connection, "customer", CUSTOMER_COLUMNS, "id", CUSTOMER_UPDATES)
+        execute_many(connection, upsert, customers)
+        execute_many(connection, update_sql(connection, "person_record", MATCH_COLUMNS), person_updates)
         for loser, survivor in resolution.merged.items():
             connection.execute(update(Customer).where(Customer.id == loser).values(
                 merged_into_id=survivor, merged_at=now, updated_at=now))

@@ -198,13 +198,15 @@ class RuleSet:
         self.version = config.version
         self.order = config.stage_order()
         self.matchers = {name: MATCHERS[signal.kind](signal) for name, signal in config.signals.items()}
+        self._signals = [(name, self.matchers[name], signal.window) for name, signal in config.signals.items()]
 
     def occurrences(self, facts: CustomerFacts, as_of: datetime) -> tuple[dict[str, list[Evidence]], datetime | None]:
-        purchases = self.matchers[self.config.purchase_signal](facts, as_of)
+        purchase = self.config.purchase_signal
+        purchases = self.matchers[purchase](facts, as_of)
         first_purchase = _earliest(purchases).time if purchases else None  # type: ignore[union-attr]
         found = {}
-        for name, signal in self.config.signals.items():
-            found[name] = _windowed(self.matchers[name](facts, as_of), signal.window, first_purchase)
+        for name, matcher, window in self._signals:  # the purchase signal's evidence is not looked for twice
+            found[name] = _windowed(purchases if name == purchase else matcher(facts, as_of), window, first_purchase)
         return found, first_purchase
 
     def evaluate(self, facts: CustomerFacts, as_of: datetime) -> Journey:

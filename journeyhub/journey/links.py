@@ -17,6 +17,9 @@ from sqlalchemy.engine import Connection
 from canonical.db import transaction
 from canonical.upsert import chunks
 
+# The last two parts (activities logged on a deal or ticket) say `CROSS JOIN`, SQLite's way to keep `interaction`
+# the outer loop: it walks the partial index of interactions that have a deal (ticket) instead of scanning every
+# association and probing that index once each. PostgreSQL plans it as the inner join it is.
 DERIVE = """
 SELECT a.from_id AS entity_id, p.customer_id AS customer_id
   FROM association a JOIN person_record p ON p.id = a.to_id
@@ -27,12 +30,13 @@ SELECT a.from_id, p.customer_id
  WHERE a.to_id >= 'email:' AND a.to_id < 'email;' AND a.is_deleted = {false} AND p.customer_id IS NOT NULL {only_a}
 UNION ALL
 SELECT i.id, p.customer_id
-  FROM interaction i JOIN association a ON a.from_id = i.deal_id JOIN person_record p ON p.id = a.to_id
- WHERE a.is_deleted = {false} AND p.customer_id IS NOT NULL {only_i}
+  FROM interaction i CROSS JOIN association a JOIN person_record p ON p.id = a.to_id
+ WHERE i.deal_id IS NOT NULL AND a.from_id = i.deal_id AND a.is_deleted = {false} AND p.customer_id IS NOT NULL {only_i}
 UNION ALL
 SELECT i.id, p.customer_id
-  FROM interaction i JOIN association a ON a.from_id = i.ticket_id JOIN person_record p ON p.id = a.to_id
- WHERE a.is_deleted = {false} AND p.customer_id IS NOT NULL {only_i}
+  FROM interaction i CROSS JOIN association a JOIN person_record p ON p.id = a.to_id
+ WHERE i.ticket_id IS NOT NULL AND a.from_id = i.ticket_id AND a.is_deleted = {false} AND p.customer_id IS NOT NULL
+   {only_i}
 """
 
 REBUILD_SHARE = 0.3  # above this share of entities affected, rebuilding is cheaper than patching
@@ -101,13 +105,14 @@ def refresh(engine: Engine, since: datetime | None, moved_people: set[str], move
         _add_to_scope(connection, "SELECT from_id AS id FROM association WHERE updated_at > :since",
                       {"since": _bind_time(connection, since)})
         # a person whose record changed may have a new email (events to it now belong to them) or have
-        # lost one (events to the old address no longer do): recompute their customers' links
-        changed_people = ("SELECT p.id, p.email_key, p.customer_id FROM person_record p JOIN source_record s "
-                          "ON s.id = p.id WHERE s.last_seen_at > :since")
-        _add_to_scope(connection, f"SELECT a.from_id AS id FROM association a JOIN ({changed_people}) c "
-                                  "ON a.to_id = c.email_key", {"since": _bind_time(connection, since)})
-        _add_to_scope(connection, f"SELECT l.entity_id AS id FROM customer_link l JOIN ({changed_people}) c "
-                                  "ON l.customer_id = c.customer_id", {"since": _bind_time(connection, since)})
+        # lost one (events to the old address no longer do): recompute their customers' links. Driven from
+        # the few changed records (`CROSS JOIN` fixes SQLite's join order), not by scanning every link.
+        changed_people = ("SELECT p.id, p.email_key, p.customer_id FROM source_record s CROSS JOIN person_record p "
+                          "WHERE s.entity = 'person' AND s.last_seen_at > :since AND p.id = s.id")
+        _add_to_scope(connection, f"SELECT a.from_id AS id FROM ({changed_people}) c CROSS JOIN association a "
+                                  "WHERE a.to_id = c.email_key", {"since": _bind_time(connection, since)})
+        _add_to_scope(connection, f"SELECT l.entity_id AS id FROM ({changed_people}) c CROSS JOIN customer_link l "
+                                  "WHERE l.customer_id = c.customer_id", {"since": _bind_time(connection, since)})
         _add_ids(connection, moved_people | moved_email_keys)
         _add_to_scope(connection, "SELECT i.id FROM interaction i WHERE i.deal_id IN (SELECT id FROM link_scope) "
                                   "OR i.ticket_id IN (SELECT id FROM link_scope)")

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import sys
+from pathlib import Path
 
 from canonical.db import make_engine
 from connectors.retry import RetryPolicy
@@ -20,10 +21,18 @@ from journeyhub.config import load_mappings, mappings_root
 from journeyhub.connections import open_connector
 from journeyhub.ingest import loader as loader_module
 from journeyhub.ingest.loader import PageLoader
+from journeyhub.ingest.pipeline import WORKER
 from journeyhub.ingest.sync import pull_pages
 from journeyhub.settings import Settings
 
 FAST = RetryPolicy(max_attempts=6, max_seconds=60, initial_wait=0.05, max_backoff=0.5, max_vendor_wait=2)
+
+
+def record_worker_pids() -> None:
+    """Where the test asks (RESUME_WORKER_PIDS): the mapping worker's pids, to check it dies with us."""
+    target = os.environ.get("RESUME_WORKER_PIDS")
+    if target:
+        Path(target).write_text(json.dumps(WORKER.pids()))
 
 
 def main() -> None:
@@ -36,6 +45,7 @@ def main() -> None:
     pages = 0
 
     def die() -> None:
+        record_worker_pids()
         os.kill(os.getpid(), signal.SIGKILL)
 
     if kill_after and mode == "mid-transaction":
@@ -58,7 +68,7 @@ def main() -> None:
                 die()
 
     batch = pull_pages(engine, connector, loader, object_type, full=full, on_page=after_page,
-                       group_records=settings.store_group_records)
+                       group_records=settings.store_group_records, worker_after=settings.worker_after)
     print(json.dumps(batch.counts.as_dict()))
 
 

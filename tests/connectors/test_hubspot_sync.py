@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -187,16 +188,23 @@ def sandbox() -> Iterator[Sandbox]:
         yield running
 
 
-@pytest.mark.parametrize("mode", ["committed", "mid-transaction"])
+@pytest.mark.parametrize(("mode", "mapping"), [("committed", "here"), ("mid-transaction", "here"),
+                                               ("committed", "worker"), ("mid-transaction", "worker")])
 def test_a_killed_full_and_incremental_sync_resume_to_the_rows_of_an_uninterrupted_one(
-        tmp_path: Path, sandbox: Sandbox, mode: str) -> None:
+        tmp_path: Path, sandbox: Sandbox, mode: str, mapping: str) -> None:
+    """`worker`: pages are mapped in the worker process from the first page on (a page is in flight there
+    when the sync dies), and the worker does not outlive the killed sync."""
     emulator = sandbox.hubspot.emulator
     assert isinstance(emulator, HubSpotEmulator)
     killed, clean = tmp_path / "killed.db", tmp_path / "clean.db"
-    env = {**sandbox.env, "JOURNEYHUB_DATABASE_URL": f"sqlite:///{killed}"}
+    env = {**sandbox.env, "JOURNEYHUB_DATABASE_URL": f"sqlite:///{killed}",
+           "RESUME_WORKER_PIDS": str(tmp_path / "worker.json")}
+    env.update({"JOURNEYHUB_MAP_IN_WORKER_AFTER": "0"} if mapping == "worker" else {"JOURNEYHUB_MAP_IN_WORKER": "0"})
     for path in (killed, clean):
         sqlite_at(path).dispose()
     assert run_sync("hubspot", "contacts", env, kill_after_pages=2, mode=mode) is None
+    if mapping == "worker":
+        assert_gone(json.loads((tmp_path / "worker.json").read_text()))
     run_sync("hubspot", "contacts", env)
     sync(make_engine(f"sqlite:///{clean}"), hub(emulator), ["contacts"])
     assert snapshot(make_engine(f"sqlite:///{killed}")) == snapshot(make_engine(f"sqlite:///{clean}"))
@@ -217,6 +225,19 @@ def test_a_killed_full_and_incremental_sync_resume_to_the_rows_of_an_uninterrupt
     after = snapshot(make_engine(f"sqlite:///{killed}"))
     assert after == snapshot(make_engine(f"sqlite:///{clean}"))
     assert after != snapshot(make_engine(f"sqlite:///{tmp_path / 'before.db'}")), "the incremental stored changes"
+
+
+def assert_gone(pids: list[int]) -> None:
+    """The processes exit within a few seconds."""
+    assert pids, "the mapping worker was not running when the sync died"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        alive = [pid for pid in pids if Path(f"/proc/{pid}").exists()
+                 and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]]
+        if not alive:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the mapping worker outlived the killed sync: {alive}")
 
 
 def test_a_sync_stopped_every_two_pages_makes_progress_past_a_crowded_lookback_window(sqlite_engine: Engine) -> None:

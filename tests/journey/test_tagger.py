@@ -1,0 +1,228 @@
+"""The tagging pass on a small canonical database: customer links (activities logged on a deal or ticket, events
+sent to an address), serial and parallel evaluation writing the same rows, incremental passes, and the
+driver-level writes storing values exactly as the ORM does."""
+
+from __future__ import annotations
+
+import gc
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select, text
+
+from canonical.models import Association, Deal, Interaction, PersonRecord, SourceRecord, Ticket
+from canonical.types import utcnow
+from canonical.upsert import upsert
+from journeyhub.config import load_config_file, mappings_root
+from journeyhub.heap import gc_paused
+from journeyhub.journey.dbio import sqlite_time
+from journeyhub.journey.keys import email_key
+from journeyhub.journey.tagger import Tagger
+
+ROOT = mappings_root()
+LIFECYCLE = load_config_file(ROOT, "lifecycle.yaml")
+IDENTITY = load_config_file(ROOT, "identity.yaml")
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+AS_OF = datetime(2026, 1, 1, tzinfo=UTC)
+KINDS = [("marketing_email", "email", "inbound", "opened"), ("call", "phone", "outbound", "completed"),
+         ("call", "phone", "inbound", "no_answer"), ("meeting", "meeting", None, "completed"),
+         ("form_submission", "web", "inbound", None), ("survey_response", "web", "inbound", None)]
+
+
+def tagger(engine: Engine, **options: Any) -> Tagger:
+    return Tagger(engine, LIFECYCLE, IDENTITY, **options)
+
+
+def source(key: str, entity: str, when: datetime) -> dict[str, Any]:
+    system, object_type, remote_id = key.split(":", 2)
+    return {"id": key, "system": system, "object_type": object_type, "remote_id": remote_id, "entity": entity,
+            "remote_created_at": when, "remote_updated_at": when, "first_seen_at": when, "last_seen_at": when,
+            "is_deleted": False}
+
+
+def add_people(engine: Engine, *people: tuple[str, str]) -> None:
+    """(source key, email) pairs, match keys left for the resolver to compute."""
+    with engine.begin() as connection:
+        upsert(connection, SourceRecord, [source(key, "person", T0) for key, _ in people])
+        upsert(connection, PersonRecord, [{"id": key, "kind": "contact", "email": email, "last_name": key,
+                                           "full_name": key, "keys_version": None} for key, email in people])
+
+
+def link(key: str, to: str) -> dict[str, Any]:
+    return {"from_id": key, "to_id": to, "system": key.split(":")[0], "label": None, "is_primary": True,
+            "source_id": key, "is_deleted": False}
+
+
+def interaction(key: str, index: int, **extra: Any) -> dict[str, Any]:
+    kind, channel, direction, outcome = KINDS[index % len(KINDS)]
+    return {"id": key, "kind": kind, "channel": channel, "direction": direction, "outcome": outcome,
+            "occurred_at": T0 + timedelta(days=index * 7 % 300, seconds=index),
+            "score": 9.0 if kind == "survey_response" else None,
+            "score_max": 10.0 if kind == "survey_response" else None, "deal_id": None, "ticket_id": None, **extra}
+
+
+def world(engine: Engine, people: int = 24) -> None:
+    """People (every fourth also in Salesforce with the same address), deals (some won), tickets, and
+    interactions attached directly, by address, or logged on a deal."""
+    add_people(engine, *[(f"hubspot:contacts:{n}", f"p{n}@x.io") for n in range(people)],
+               *[(f"salesforce:Contact:{n}", f"P{n}@X.io") for n in range(0, people, 4)])
+    deals = [{"id": f"salesforce:Opportunity:{n}", "status": ["open", "won", "lost"][n % 3],
+              "opened_at": T0 + timedelta(days=n), "closed_at": T0 + timedelta(days=n + 20) if n % 3 else None}
+             for n in range(0, people, 2)]
+    tickets = [{"id": f"dynamics:incidents:{n}", "channel": "support", "is_closed": False,
+                "opened_at": T0 + timedelta(days=3 * n)}
+               for n in range(0, people, 3)]
+    rows, links = [], []
+    for index in range(people * 4):
+        key = f"hubspot:calls:{index}"
+        owner = index % people
+        if index % 5 == 0:
+            links.append(link(key, f"email:p{owner}@x.io"))
+            rows.append(interaction(key, index))
+        elif index % 7 == 0 and owner % 2 == 0:
+            rows.append(interaction(key, index, deal_id=f"salesforce:Opportunity:{owner}"))
+        else:
+            links.append(link(key, f"hubspot:contacts:{owner}"))
+            rows.append(interaction(key, index))
+    links += [link(deal["id"], f"hubspot:contacts:{n * 2}") for n, deal in enumerate(deals)]
+    links += [link(ticket["id"], f"hubspot:contacts:{n * 3}") for n, ticket in enumerate(tickets)]
+    with engine.begin() as connection:
+        upsert(connection, Deal, deals)
+        upsert(connection, Ticket, tickets)
+        upsert(connection, Interaction, rows)
+        upsert(connection, Association, links)
+
+
+def customer_links(engine: Engine) -> dict[str, set[str]]:
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT l.entity_id, p.id FROM customer_link l "
+                                       "JOIN person_record p ON p.customer_id = l.customer_id")).all()
+    found: dict[str, set[str]] = {}
+    for entity, person in rows:
+        found.setdefault(entity, set()).add(person)
+    return found
+
+
+def outcome(engine: Engine) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """History (without row ids and computation times) and every customer's journey columns and segment."""
+    with engine.connect() as connection:
+        history = connection.execute(text(
+            "SELECT customer_id, stage, stage_order, entered_at, exited_at, rule_id, ruleset_version, evidence_type, "
+            "evidence_id FROM stage_history ORDER BY customer_id, entered_at, stage_order")).all()
+        customers = connection.execute(text(
+            "SELECT id, first_purchase_at, last_activity_at, last_return_at, last_interaction_at, "
+            "last_interaction_channel, segment, segment_since FROM customer ORDER BY id")).all()
+    return [tuple(row) for row in history], [tuple(row) for row in customers]
+
+
+def forget(engine: Engine) -> None:
+    """Back to before the first pass's evaluation (identities and links stay)."""
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM stage_history"))
+        connection.execute(text("DELETE FROM sync_state"))
+        connection.execute(text("UPDATE customer SET first_purchase_at = NULL, last_activity_at = NULL, "
+                                "last_return_at = NULL, last_interaction_at = NULL, last_interaction_channel = NULL, "
+                                "segment = NULL, segment_since = NULL"))
+
+
+def test_activities_on_a_deal_and_events_sent_to_an_address_belong_to_their_people(engine: Engine) -> None:
+    world(engine)
+    tagger(engine).resolve()
+    found = customer_links(engine)
+    assert found["hubspot:calls:5"] == {"hubspot:contacts:5"}  # sent to p5@x.io
+    assert found["hubspot:calls:0"] == {"hubspot:contacts:0", "salesforce:Contact:0"}  # one customer, two records
+    assert found["hubspot:calls:14"] == {"hubspot:contacts:14"}  # logged on deal 14, whose person is contact 14
+    assert found["salesforce:Opportunity:14"] == {"hubspot:contacts:14"}
+    assert found["dynamics:incidents:9"] == {"hubspot:contacts:9"}
+    assert len(found) == 24 * 4 + 12 + 8
+
+
+def test_parallel_workers_write_what_a_serial_pass_writes(engine: Engine) -> None:
+    world(engine)
+    serial = tagger(engine, workers=1).run(AS_OF)
+    expected = outcome(engine)
+    assert serial.evaluated == serial.customers == 24 and serial.history_changed == 24 and expected[0]
+    forget(engine)
+    parallel = tagger(engine, workers=2, parallel_threshold=1).run(AS_OF)
+    assert outcome(engine) == expected
+    assert (parallel.stages, parallel.segments, parallel.history_changed) == (serial.stages, serial.segments, 24)
+
+
+def test_an_incremental_pass_rewrites_only_the_customer_whose_evidence_changed(engine: Engine) -> None:
+    world(engine)
+    first = tagger(engine)
+    first.run(AS_OF)
+    with engine.connect() as connection:
+        stamps = dict(connection.execute(text("SELECT id, computed_at FROM stage_history")).all())
+        customer = connection.execute(select(PersonRecord.customer_id)
+                                      .where(PersonRecord.id == "hubspot:contacts:1")).scalar_one()
+    with engine.begin() as connection:  # contact 1 buys: a won deal, seen by a later pull
+        upsert(connection, SourceRecord, [source("salesforce:Opportunity:901", "deal", utcnow())])
+        upsert(connection, Deal, [{"id": "salesforce:Opportunity:901", "status": "won", "opened_at": T0,
+                                   "closed_at": T0 + timedelta(days=40)}])
+        upsert(connection, Association, [link("salesforce:Opportunity:901", "hubspot:contacts:1")])
+    summary = first.run(AS_OF + timedelta(days=1))
+    assert summary.history_changed == 1
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT id, customer_id, stage, computed_at FROM stage_history")).all()
+    assert "purchase" in {stage for _, owner, stage, _ in rows if owner == customer}
+    assert all(stamps[row_id] == computed for row_id, owner, _, computed in rows if owner != customer)
+
+
+def test_a_changed_address_takes_the_events_sent_to_it_along(engine: Engine) -> None:
+    add_people(engine, ("hubspot:contacts:1", "a@x.io"), ("hubspot:contacts:2", "b@x.io"))
+    with engine.begin() as connection:
+        upsert(connection, Interaction, [interaction("hubspot:calls:1", 0), interaction("hubspot:calls:2", 4)])
+        upsert(connection, Association, [link("hubspot:calls:1", "email:a@x.io"),
+                                         link("hubspot:calls:2", "email:c@x.io")])
+    run = tagger(engine)
+    run.run(AS_OF)
+    assert customer_links(engine) == {"hubspot:calls:1": {"hubspot:contacts:1"}}
+    with engine.begin() as connection:  # as a later pull writes a changed contact: keys to recompute
+        connection.execute(text("UPDATE person_record SET email = 'c@x.io', keys_version = NULL WHERE id = :id"),
+                           {"id": "hubspot:contacts:1"})
+        upsert(connection, SourceRecord, [source("hubspot:contacts:1", "person", utcnow())])
+    summary = run.run(AS_OF)
+    assert customer_links(engine) == {"hubspot:calls:2": {"hubspot:contacts:1"}}
+    assert summary.evaluated == 1
+    with engine.connect() as connection:
+        assert connection.execute(select(PersonRecord.email_key).where(PersonRecord.id == "hubspot:contacts:1")
+                                  ).scalar_one() == email_key("c@x.io", IDENTITY)
+
+
+@pytest.mark.parametrize("value", [
+    datetime(2025, 3, 4, 10, 0, tzinfo=UTC),
+    datetime(2025, 3, 4, 10, 0, 59, 7, tzinfo=UTC),
+    datetime(2025, 3, 4, 12, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2))),
+    datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5))),
+])
+def test_driver_level_timestamps_are_the_text_the_orm_stores(sqlite_engine: Engine, value: datetime) -> None:
+    with sqlite_engine.begin() as connection:
+        upsert(connection, Deal, [{"id": "d", "status": "won", "opened_at": value}])
+        stored = connection.execute(text("SELECT opened_at FROM deal")).scalar_one()
+        read = connection.execute(select(Deal.opened_at)).scalar_one()
+    assert sqlite_time(value) == stored and read == value
+
+
+def test_naive_timestamps_are_refused() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        sqlite_time(datetime(2025, 1, 1))
+
+
+def test_the_collector_is_paused_for_nested_steps_and_restored_after() -> None:
+    enabled = gc.isenabled()
+    try:
+        gc.enable()
+        with gc_paused():
+            assert not gc.isenabled()
+            with gc_paused():
+                assert not gc.isenabled()
+            assert not gc.isenabled()
+        assert gc.isenabled()
+        gc.disable()  # a process that runs without the collector keeps it off
+        with gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        (gc.enable if enabled else gc.disable)()
