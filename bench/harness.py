@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 
-@contextmanager
-def hub_settings(env: dict[str, str], database: Path) -> Iterator[Any]:
+def hub_settings(env: dict[str, str], database: Path) -> Any:
     """Settings pointing at the emulators and a fresh, migrated SQLite database (as `journeyhub` reads them)."""
     from canonical.db import make_engine
     from canonical.schema import upgrade
     from flows import sync as sync_flow
-    from journeyhub.settings import Settings
 
     url = f"sqlite:///{database}"
     upgrade(make_engine(url))
-    saved = dict(os.environ)
-    os.environ.update(env, JOURNEYHUB_DATABASE_URL=url)
-    sync_flow._connectors.clear()
-    try:
-        yield Settings()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        sync_flow._connectors.clear()
+    return sync_flow.settings_from_environment({**env, "JOURNEYHUB_DATABASE_URL": url})
 
 
 def http_calls(counts: dict[str, int]) -> int:

@@ -8,8 +8,10 @@ retriable one that outlives the connector's own retries fails the task, which Pr
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +43,21 @@ def connector_for(system: SystemName, settings: Settings) -> Connector:
         if key not in _connectors:
             _connectors[key] = open_connector(system, settings, throttle=throttle(system) if under_prefect() else None)
         return _connectors[key]
+
+
+@contextmanager
+def settings_from_environment(values: dict[str, str]) -> Iterator[Settings]:
+    """Settings read as a fresh process would read them with `values` in its environment (tests, benchmarks,
+    an embedded run); the environment and the cached connectors are restored on exit."""
+    saved = dict(os.environ)
+    os.environ.update(values)
+    _connectors.clear()
+    try:
+        yield Settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        _connectors.clear()
 
 
 def ordered_objects(mappings: dict[str, MappingSpec], only: list[str] | None = None) -> list[str]:

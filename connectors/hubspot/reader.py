@@ -510,19 +510,18 @@ class RecordContext:
         return [self.record(raw, linked.get(str(raw["id"]))) for raw in raws]
 
     def record(self, raw: dict[str, Any], associations: dict[str, list[str]] | None) -> SourceRecord:
-        data = raw
-        data.pop("associations", None)  # read into `_associations` already; `raw` is this page's own parse
+        raw.pop("associations", None)  # read into `_associations` already; `raw` is this page's own parse
         extra: dict[str, Any] = {}
         if self.spec.associations:
             extra["_associations"] = associations or {name: [] for name in self.spec.associations}
         if self.spec.stages:
             pipeline_property, stage_property = self.spec.stage_properties
-            properties = data.get("properties") or {}
+            properties = raw.get("properties") or {}
             stage = self.stages().find(properties.get(pipeline_property), properties.get(stage_property))
             if stage is not None:
                 extra["_stage"] = {key: stage[key] for key in ("pipelineLabel", "label", "displayOrder",
                                                                "isClosed", "isWon")}
-        return SourceRecord(self.spec.name, str(raw["id"]), data, created_at=parse_time(raw.get("createdAt")),
+        return SourceRecord(self.spec.name, str(raw["id"]), raw, created_at=parse_time(raw.get("createdAt")),
                             modified_at=parse_time(raw.get("updatedAt")), extra=extra)
 
     def stages(self) -> StageIndex:

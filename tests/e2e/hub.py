@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,21 +20,10 @@ FAST = RetryPolicy(max_attempts=4, max_seconds=20, initial_wait=0.05, max_backof
 SYSTEMS = ["hubspot", "salesforce", "dynamics"]
 
 
-@contextmanager
-def hub_environment(env: dict[str, str], database_url: str, mappings: Path | None = None) -> Iterator[Settings]:
+def hub_environment(env: dict[str, str], database_url: str, mappings: Path | None = None) -> Any:
     """Settings for a sandbox and a database, as the CLI would read them from the environment."""
-    saved = dict(os.environ)
-    os.environ.update(env)
-    os.environ["JOURNEYHUB_DATABASE_URL"] = database_url
-    if mappings is not None:
-        os.environ["JOURNEYHUB_MAPPINGS_DIR"] = str(mappings)
-    sync_flow._connectors.clear()
-    try:
-        yield Settings()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        sync_flow._connectors.clear()
+    extra = {} if mappings is None else {"JOURNEYHUB_MAPPINGS_DIR": str(mappings)}
+    return sync_flow.settings_from_environment({**env, "JOURNEYHUB_DATABASE_URL": database_url, **extra})
 
 
 def pull(settings: Settings, systems: list[str] = SYSTEMS) -> list[sync_flow.SystemSync]:

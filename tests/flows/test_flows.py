@@ -29,16 +29,9 @@ def harness() -> Iterator[None]:
 def hub_env(tmp_path: Path) -> Iterator[tuple[Sandbox, str]]:
     url = f"sqlite:///{tmp_path / 'hub.db'}"
     upgrade(make_engine(url))
-    saved = dict(os.environ)
-    with Sandbox(people=60, seed=3) as sandbox:
-        os.environ.update({**sandbox.env, "JOURNEYHUB_DATABASE_URL": url})
-        sync_flow._connectors.clear()
-        try:
-            yield sandbox, url
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-            sync_flow._connectors.clear()
+    with Sandbox(people=60, seed=3) as sandbox, \
+            sync_flow.settings_from_environment({**sandbox.env, "JOURNEYHUB_DATABASE_URL": url}):
+        yield sandbox, url
 
 
 def artifacts_of(flow_run_ids: list[Any]) -> set[str]:

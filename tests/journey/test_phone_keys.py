@@ -27,41 +27,9 @@ fast = keys._e164.__wrapped__  # the public path without its cache: fast reading
 
 
 # ------------------------------------------------------------------------------------------- reference
-# A verbatim copy of `_e164` before the fast path (library only, no cache): the behaviour to keep.
-def reference(phone: str, region: str, min_digits: int) -> str | None:
-    digits = sum(character.isdigit() for character in phone)
-    if digits < min_digits:
-        return None
-    text = phone.strip()
-    if text.startswith("00"):
-        text = "+" + text[2:]
-    if text.startswith("+"):  # one reading, kept when it is valid or at least possible (the cheaper test first)
-        number = _parse(text, region)
-        keep = number is not None and (phonenumbers.is_possible_number(number) or phonenumbers.is_valid_number(number))
-        return _format(number) if keep else None  # type: ignore[arg-type]
-    candidates = [lambda: _parse(text, region),  # national, else international without the plus ("9725…")
-                  lambda: _parse("+" + "".join(c for c in text if c.isdigit()), region)]
-    possible = None
-    for parse in candidates:  # parsed lazily: the first valid reading wins, most numbers need one parse
-        number = parse()
-        if number is None:
-            continue
-        if phonenumbers.is_valid_number(number):
-            return _format(number)
-        if possible is None and phonenumbers.is_possible_number(number):
-            possible = number
-    return _format(possible) if possible is not None else None
-
-
-def _format(number: phonenumbers.PhoneNumber) -> str:
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def _parse(text: str, region: str) -> phonenumbers.PhoneNumber | None:
-    try:
-        return phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException:
-        return None
+# The behaviour to keep: `_library_e164`, the body `_e164` had before the fast path (library only, no cache),
+# which the module keeps as its fallback.
+reference = keys._library_e164
 
 
 def assert_same(phone: str, region: str, min_digits: int) -> None:
