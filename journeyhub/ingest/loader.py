@@ -111,7 +111,8 @@ class Preparer:
         return mapper
 
     def parts(self, object_type: str, records: list[Record]) -> PageParts:
-        """The page's rows by record index; a record read twice in one page counts once, as last read."""
+        """The page's rows by record index; a record read twice in one page counts once, as last read.
+        Reads only each record's id, data, extra and deletion flag (all a worker process is sent)."""
         mapper, parts = self.mapper(object_type), PageParts()
         for index in {record.remote_id: index for index, record in enumerate(records)}.values():
             record = records[index]
@@ -283,7 +284,7 @@ class PageLoader:
         table = CANONICAL_TABLES[entity]
         columns = set(table.__table__.columns.keys())  # type: ignore[attr-defined]
         extra = {"system": self.system} if "system" in columns else {}
-        items = [{**{key: value for key, value in item.items() if key in columns}, **extra} for item in items]
+        items = [_only(item, columns) | extra for item in items]
         if entity == "person":  # match keys were added by `prepare`
             update_columns = [k for k in items[0] if k not in PERSON_OWNED_BY_IDENTITY | {"id"}]
             upsert(connection, table, items, update=update_columns)
@@ -353,6 +354,11 @@ def mark_merged(connection: Connection, loser: str, survivor: str, now: datetime
     duplicate = select(Association.from_id).where(Association.to_id == survivor).scalar_subquery()
     connection.execute(delete(Association).where(Association.to_id == loser, Association.from_id.in_(duplicate)))
     connection.execute(update(Association).where(Association.to_id == loser).values(to_id=survivor, updated_at=now))
+
+
+def _only(row: dict[str, Any], columns: set[str]) -> dict[str, Any]:
+    """The row's values for the table's columns (most rows have no others: then the row as it is)."""
+    return row if row.keys() <= columns else {key: value for key, value in row.items() if key in columns}
 
 
 def add_to_run(connection: Connection, run_row_id: int, counts: Counts) -> None:

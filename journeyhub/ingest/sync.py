@@ -20,6 +20,7 @@ from connectors.errors import ConnectorError, FatalError
 from journeyhub.heap import freeze_long_lived
 from journeyhub.ingest.loader import Counts, PageLoader, Prepared
 from journeyhub.ingest.pipeline import PreparePipeline
+from journeyhub.ingest.readahead import ReadAhead
 from journeyhub.runs import close_run, open_run
 
 log = logging.getLogger("journeyhub.sync")
@@ -76,12 +77,13 @@ def pull_pages(engine: Engine, connector: Connector, loader: PageLoader, object_
                worker_after: int | None = None) -> Batch:
     """Store pages from the persisted cursor (or from scratch when `full`) until the end or `max_pages`
     (a page here is a group of the API's pages of about `group_records` records; 1 stores each alone).
-    Once `worker_after` records were read, pages are mapped in a worker process (None: never)."""
+    Pages are read one ahead in a thread (`ReadAhead`); once `worker_after` records were read, they are
+    mapped in a worker process (None: never)."""
     freeze_long_lived()
     cursor = None if full else read_cursor(engine, connector.system, object_type)
     batch = Batch()
     source = connector.read(object_type, cursor, full=full)
-    pages = grouped(source, group_records)
+    pages = ReadAhead(grouped(source, group_records), limit=max_pages)
     pipeline = PreparePipeline(loader, worker_after)
 
     def store(ready: list[Prepared]) -> None:
@@ -94,7 +96,7 @@ def pull_pages(engine: Engine, connector: Connector, loader: PageLoader, object_
 
     read = 0
     try:
-        while max_pages is None or read < max_pages:
+        while True:
             try:
                 page = next(pages, None)
             except Exception:

@@ -105,7 +105,7 @@ def spy_on(worker: pipeline._Worker, monkeypatch: pytest.MonkeyPatch) -> list[st
     real = worker.submit
 
     def spy(job: pipeline.PrepareJob) -> Future[Any]:
-        sent.append(job.records[0].remote_id)
+        sent.append(job.records[0][0])
         return real(job)
 
     monkeypatch.setattr(worker, "submit", spy)
