@@ -61,6 +61,17 @@ def test_sqlite_stores_iso_8601_utc_text(sqlite_engine: Engine) -> None:
     assert raw == "2025-03-04T10:00:00.000000Z"
 
 
+def test_remembered_timestamp_text_is_the_instants_whatever_its_zone(sqlite_engine: Engine) -> None:
+    """SQLite text is remembered per value; equal instants written in other zones share it correctly."""
+    utc = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
+    plus_two = datetime(2025, 3, 4, 12, 0, tzinfo=timezone(timedelta(hours=2)))
+    with sqlite_engine.begin() as connection:
+        upsert(connection, Deal, [_deal(1, opened_at=utc), _deal(2, opened_at=plus_two),
+                                  _deal(3, opened_at=plus_two + timedelta(microseconds=1))])
+        raw = connection.execute(text("SELECT opened_at FROM deal ORDER BY id")).scalars().all()
+    assert raw == ["2025-03-04T10:00:00.000000Z", "2025-03-04T10:00:00.000000Z", "2025-03-04T10:00:00.000001Z"]
+
+
 def test_naive_datetimes_are_refused(sqlite_engine: Engine) -> None:
     with pytest.raises(Exception, match="timezone-aware"), sqlite_engine.begin() as connection:
         upsert(connection, Deal, [_deal(1, opened_at=datetime(2025, 1, 1))])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -130,6 +131,15 @@ def test_the_worker_takes_over_once_a_pull_proves_large_and_then_serves_every_pu
     small = [Page("deals", [deal("1", ["1"])], cursor="d1")]
     pull_pages(sqlite_engine, Pages(small), loader(sqlite_engine), "deals", worker_after=80)  # type: ignore[arg-type]
     assert sent[-1] == "1", "a worker already up costs no start-up: small pulls use it too"
+
+
+def test_the_worker_collects_garbage_between_pages_not_during_them(sqlite_engine: Engine,
+                                                                   worker: pipeline._Worker) -> None:
+    pull_pages(sqlite_engine, Pages(contact_pages(3, 20)), loader(sqlite_engine),  # type: ignore[arg-type]
+               "contacts", worker_after=0)
+    assert worker._executor is not None
+    assert worker._executor.submit(gc.isenabled).result() is False  # no automatic collections in a page
+    assert worker._executor.submit(gc.collect).result() == 0  # and none left behind after one
 
 
 def test_a_read_failure_keeps_every_page_read_before_it(sqlite_engine: Engine) -> None:
