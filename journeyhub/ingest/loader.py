@@ -152,7 +152,6 @@ class PageLoader:
     def __init__(self, engine: Engine, system: str, mappings: dict[str, MappingSpec], run_id: str,
                  identity: IdentityConfig | None = None) -> None:
         self.preparer = Preparer(system, mappings, identity)
-        self.mappings = mappings
         self.engine = engine
         self.system = system
         self.run_id = run_id

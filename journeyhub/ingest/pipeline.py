@@ -73,7 +73,6 @@ def prepare_job(job: PrepareJob) -> PageParts:
     records = [Record(object_type, remote_id, data, deleted=deleted, extra=extra)
                for remote_id, data, extra, deleted in job.records]
     parts = preparer.parts(object_type, records)
-    del records, job
     gc.collect()  # the collector runs here, between pages, instead of inside them (see _start_worker)
     return parts
 
@@ -139,11 +138,10 @@ WORKER = _Worker()
 atexit.register(WORKER.reset)
 
 
-def _preparer_key(loader: PageLoader, object_type: str) -> str:
+def _preparer_key(system: str, object_type: str, spec: MappingSpec, identity: IdentityConfig | None) -> str:
     """Identifies the mapping and identity settings, so the worker reuses a Preparer only for the same ones."""
-    preparer = loader.preparer
-    text = "|".join([loader.system, object_type, loader.mappings[object_type].model_dump_json(),
-                     preparer.identity.model_dump_json() if preparer.identity is not None else "-"])
+    text = "|".join([system, object_type, spec.model_dump_json(),
+                     identity.model_dump_json() if identity is not None else "-"])
     return hashlib.sha1(text.encode()).hexdigest()
 
 
@@ -184,12 +182,11 @@ class PreparePipeline:
             self._pending.popleft()[1].cancel()
 
     def _job(self, page: Page) -> PrepareJob:
-        object_type = page.object_type
-        self.loader.preparer.mapper(object_type)  # a missing mapping fails here, with its clear message
+        object_type, system, identity = page.object_type, self.loader.system, self.loader.preparer.identity
+        spec = self.loader.preparer.mapper(object_type).spec  # a missing mapping fails here, with its clear message
         if object_type not in self._keys:
-            self._keys[object_type] = _preparer_key(self.loader, object_type)
-        return PrepareJob(self._keys[object_type], self.loader.system, object_type,
-                          self.loader.mappings[object_type], self.loader.preparer.identity, shipped(page.records))
+            self._keys[object_type] = _preparer_key(system, object_type, spec, identity)
+        return PrepareJob(self._keys[object_type], system, object_type, spec, identity, shipped(page.records))
 
     def _collect(self, page: Page, future: Future[PageParts]) -> Prepared:
         try:

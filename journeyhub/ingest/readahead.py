@@ -62,7 +62,7 @@ class ReadAhead(Generic[Item]):
         return self
 
     def __next__(self) -> Item:
-        if self._finished:
+        if self._finished or self._stop.is_set():  # ended, failed or closed: nothing more will come
             raise StopIteration
         item = self._queue.get()
         if item is _END:

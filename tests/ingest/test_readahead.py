@@ -76,3 +76,5 @@ def test_closing_early_stops_the_thread_and_closes_the_source() -> None:
     ahead.close()
     assert source.closed and not ahead._thread.is_alive()
     assert len(source.yielded) <= 2 + 2 + 1  # consumed, the queue's depth, the item the thread held
+    with pytest.raises(StopIteration):  # a closed read ends at once (it does not wait for the stopped thread)
+        next(ahead)
