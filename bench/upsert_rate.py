@@ -25,7 +25,7 @@ from canonical.db import make_engine
 from canonical.models import Interaction
 from canonical.schema import upgrade
 from canonical.upsert import upsert
-from connectors.base import Page, SourceRecord
+from connectors.base import Page, RemoteRecord
 from journeyhub.ingest.loader import PageLoader
 from journeyhub.ingest.spec import MappingSpec
 
@@ -53,8 +53,8 @@ def interaction_rows(count: int, version: int) -> list[dict[str, object]]:
              "company_id": None, "deal_id": None, "ticket_id": None, "custom": None} for i in range(count)]
 
 
-def call_records(start: int, count: int) -> list[SourceRecord]:
-    return [SourceRecord("calls", str(i), {"id": str(i), "properties": {
+def call_records(start: int, count: int) -> list[RemoteRecord]:
+    return [RemoteRecord("calls", str(i), {"id": str(i), "properties": {
         "hs_call_direction": "OUTBOUND", "hs_call_status": "COMPLETED", "hs_call_title": f"Call {i}",
         "hs_call_body": "Discussed renewal", "hs_timestamp": (START + timedelta(minutes=i)).isoformat()}},
         extra={"_associations": {"contacts": [str(i % 5000)]}}) for i in range(start, start + count)]

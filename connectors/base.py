@@ -5,7 +5,7 @@ check()                      one cheap authenticated call; raises a connectors.e
 objects()                    the object types this connector can read
 describe(object_type)        fields from the CRM's metadata API (lets `config check` validate mappings)
 read(object_type, cursor, full=False) -> Iterator[Page]
-                             pages of SourceRecords; each page carries the cursor to persist once the
+                             pages of RemoteRecords; each page carries the cursor to persist once the
                              page is committed; deletions come as tombstones (deleted=True)
 write(object_type, ops) -> list[WriteResult]
                              batched writes; one result per operation, in order
@@ -23,9 +23,10 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 
 @dataclass(slots=True)
-class SourceRecord:
-    """One CRM record as read. `data` is the vendor JSON (None for a bare tombstone); `extra` is connector
-    enrichment the mappings can read under `_`-prefixed keys (e.g. `_associations`, `_stage`)."""
+class RemoteRecord:
+    """One CRM record as the CRM returned it (stored as a canonical `SourceRecord` row once mapped). `data` is
+    the vendor JSON (None for a bare tombstone); `extra` is connector enrichment the mappings can read under
+    `_`-prefixed keys (e.g. `_associations`, `_stage`)."""
 
     object_type: str
     remote_id: str
@@ -45,7 +46,7 @@ class Page:
     """A batch of records and the cursor that is safe to persist once they are stored."""
 
     object_type: str
-    records: list[SourceRecord]
+    records: list[RemoteRecord]
     cursor: str | None
     api_calls: int = 0
 

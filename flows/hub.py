@@ -77,7 +77,7 @@ def hub(systems: list[SystemName] | None = None, full: bool = False, push: bool 
     result = HubResult(systems=list(chosen))
     if not chosen:
         return Failed(message="no CRM is configured: set HUBSPOT_*, SALESFORCE_* or DYNAMICS_* credentials")
-    ensure_rate_limits(chosen)
+    ensure_rate_limits(settings, chosen)
     progress = create_progress_artifact(0.0, key="hub-progress", description="pull → tag → push")
     futures = {system: pull_crm.submit(system, full) for system in chosen}
     for system, future in futures.items():

@@ -9,28 +9,19 @@ a slot before every call while a flow runs, so pulls and pushes running at once 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 
-log = logging.getLogger("journeyhub.flows")
+from journeyhub.settings import Settings
 
-RATES = {"hubspot": (190, 19.0), "salesforce": (100, 25.0), "dynamics": (600, 20.0)}  # (burst, per second)
+log = logging.getLogger("journeyhub.flows")
 
 
 def limit_name(system: str) -> str:
     return f"crm-{system}"
 
 
-def rate(system: str) -> tuple[int, float]:
-    configured = os.environ.get(f"JOURNEYHUB_RATE_{system.upper()}")
-    if not configured:
-        return RATES[system]
-    burst, _, per_second = configured.partition("/")
-    return int(burst), float(per_second or burst)
-
-
-def ensure_rate_limits(systems: list[str]) -> None:
+def ensure_rate_limits(settings: Settings, systems: list[str]) -> None:
     """Create the CRMs' global rate limits on the Prefect server when they do not exist yet."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
@@ -41,7 +32,7 @@ def ensure_rate_limits(systems: list[str]) -> None:
             try:
                 client.read_global_concurrency_limit_by_name(limit_name(system))
             except ObjectNotFound:
-                burst, per_second = rate(system)
+                burst, per_second = settings.rate(system)
                 client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(
                     name=limit_name(system), limit=max(1, burst), slot_decay_per_second=per_second))
                 log.info("created the Prefect rate limit %s (burst %d, %.0f requests/s)", limit_name(system),

@@ -18,6 +18,10 @@ from canonical.db import DEFAULT_DATABASE_URL, normalize_url
 
 SystemName = Literal["hubspot", "salesforce", "dynamics"]
 SYSTEMS: tuple[SystemName, ...] = ("hubspot", "salesforce", "dynamics")
+#: each CRM's API budget as (burst, requests per second), sized to the vendors' documented limits: HubSpot 190
+#: requests per 10 s for a private app, Salesforce by daily allocation, Dataverse 6,000 per 5 minutes per user
+DEFAULT_RATES: dict[str, tuple[int, float]] = {"hubspot": (190, 19.0), "salesforce": (100, 25.0),
+                                               "dynamics": (600, 20.0)}
 
 
 def _config(prefix: str) -> SettingsConfigDict:
@@ -180,6 +184,22 @@ class Settings(BaseSettings):
     map_in_worker_after: int = Field(1000, ge=0, description="records a pull reads before its mapping moves to "
                                                              "the worker (small incremental pulls never start it)")
 
+    rate_hubspot: str | None = Field(None, description="HubSpot's API budget as `burst/per-second` (default 190/19)")
+    rate_salesforce: str | None = Field(None, description="Salesforce's API budget as `burst/per-second` (100/25)")
+    rate_dynamics: str | None = Field(None, description="Dataverse's API budget as `burst/per-second` (600/20)")
+
+    @field_validator("rate_hubspot", "rate_salesforce", "rate_dynamics")
+    @classmethod
+    def _rate_format(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_rate(value)
+        return value
+
+    def rate(self, system: str) -> tuple[int, float]:
+        """(burst, requests per second) of one CRM's API budget: JOURNEYHUB_RATE_<SYSTEM>, else the default."""
+        configured = getattr(self, f"rate_{system}", None)
+        return parse_rate(configured) if configured else DEFAULT_RATES[system]
+
     @property
     def worker_after(self) -> int | None:
         """When pulls hand their mapping to the worker process (None: never)."""
@@ -210,6 +230,18 @@ class Settings(BaseSettings):
 
     def problems(self) -> list[str]:
         return [problem for name in SYSTEMS for problem in self.system(name).problems()]
+
+
+def parse_rate(value: str) -> tuple[int, float]:
+    """`190/19` → (190, 19.0); `40` alone means a burst of 40 refilled at 40 per second."""
+    burst, _, per_second = value.strip().partition("/")
+    try:
+        parsed = int(burst), float(per_second or burst)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a rate: write burst/per-second, e.g. 190/19") from None
+    if parsed[0] < 1 or parsed[1] <= 0:
+        raise ValueError(f"{value!r}: the burst must be at least 1 and the rate above 0")
+    return parsed
 
 
 def load_settings() -> Settings:

@@ -17,8 +17,8 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def test_the_readme_gives_the_two_commands_ci_runs() -> None:
     text = README.read_text(encoding="utf-8")
     blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
-    assert blocks[0].strip() == ("python3 -m venv .venv && .venv/bin/pip install -e '.[dev]' && "
-                                 ".venv/bin/journeyhub demo")
+    assert blocks[0].strip() == ("python3 -m venv .venv && .venv/bin/pip install -c constraints.txt -e '.[dev]' "
+                                 "-e ./sandbox && .venv/bin/journeyhub demo")
     assert blocks[1].strip() == ".venv/bin/python -m pytest"
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
     assert ci.rstrip().endswith(blocks[1].strip()), "CI runs exactly the README's test command"
@@ -29,7 +29,7 @@ def test_demo_runs_the_whole_hub_and_matches_the_ground_truth(tmp_path: Path) ->
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("HUBSPOT_", "SALESFORCE_", "DYNAMICS_", "JOURNEYHUB_", "PREFECT_"))}
     env["COLUMNS"] = "200"  # keep rich from wrapping the summary panel mid-sentence
-    result = subprocess.run([sys.executable, "-c", "from journeyhub.cli import main; main()", "demo",
+    result = subprocess.run([sys.executable, "-c", "from cli.app import main; main()", "demo",
                              "--people", "80", "--workdir", str(tmp_path / "demo")], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

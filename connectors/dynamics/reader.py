@@ -1,4 +1,4 @@
-"""Reading Dataverse tables as pages of SourceRecords, resumably.
+"""Reading Dataverse tables as pages of RemoteRecords, resumably.
 
 Tables with change tracking are read the documented way (crm-apis §3.4): an initial read with
 `Prefer: odata.track-changes` returns every row and ends with an `@odata.deltaLink`; later reads GET that
@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connectors.base import FieldInfo, ObjectDescription, Page, SourceRecord
+from connectors.base import FieldInfo, ObjectDescription, Page, RemoteRecord
 from connectors.dynamics.client import DataverseClient, RequestRejected
 from connectors.dynamics.objects import SYSTEM, EntitySet, logical_name
 from connectors.errors import FatalError
@@ -52,16 +52,16 @@ def is_removal(row: dict[str, Any]) -> bool:
     return "$deletedEntity" in str(row.get("@odata.context", ""))
 
 
-def to_record(entity: EntitySet, row: dict[str, Any]) -> SourceRecord:
-    """One served row as a SourceRecord. Lookup targets (the lookuplogicalname annotations, whose keys contain
+def to_record(entity: EntitySet, row: dict[str, Any]) -> RemoteRecord:
+    """One served row as a RemoteRecord. Lookup targets (the lookuplogicalname annotations, whose keys contain
     dots a mapping path cannot name) are copied to `_lookup.<_x_value>` for the mappings' `ref.by_field`."""
     if is_removal(row):
-        return SourceRecord(entity.name, str(row["id"]).lower(), None, deleted=True)
+        return RemoteRecord(entity.name, str(row["id"]).lower(), None, deleted=True)
     key = row.get(entity.key)
     if not key:
         raise FatalError(SYSTEM, f"{entity.name}: a row came back without its primary key {entity.key}")
     targets = {name[: -len(LOOKUP_TARGET)]: value for name, value in row.items() if name.endswith(LOOKUP_TARGET)}
-    return SourceRecord(entity.name, str(key).lower(), row, created_at=parse_time(row.get("createdon")),
+    return RemoteRecord(entity.name, str(key).lower(), row, created_at=parse_time(row.get("createdon")),
                         modified_at=parse_time(row.get("modifiedon")), extra={"_lookup": targets})
 
 
@@ -115,10 +115,10 @@ class Watermark:
         self.since = parse_time(since)
         self.seen = dict(seen or {})
 
-    def is_new(self, record: SourceRecord) -> bool:
+    def is_new(self, record: RemoteRecord) -> bool:
         return self.seen.get(record.remote_id) != _modified(record)
 
-    def advance(self, records: list[SourceRecord]) -> None:
+    def advance(self, records: list[RemoteRecord]) -> None:
         for record in records:
             if record.modified_at is not None and (self.since is None or record.modified_at > self.since):
                 self.since = record.modified_at
@@ -133,7 +133,7 @@ class Watermark:
         return Cursor("modifiedon", since=format_time(self.since) if self.since else None, seen=dict(self.seen))
 
 
-def _modified(record: SourceRecord) -> str:
+def _modified(record: RemoteRecord) -> str:
     return format_time(record.modified_at) if record.modified_at else ""
 
 

@@ -57,7 +57,7 @@ class HubSpotConnector:
         return ObjectDescription(object_type, fields)
 
     def read(self, object_type: str, cursor: str | None, *, full: bool = False) -> Iterator[Page]:
-        """Pages of SourceRecords (a generator): a full load without a cursor or with `full`, else changes
+        """Pages of RemoteRecords (a generator): a full load without a cursor or with `full`, else changes
         since the cursor, deletions as tombstones. Persist each page's cursor once the page is stored."""
         return self.reader.read(object_type, cursor, full)
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from connectors.base import Page, SourceRecord
+from connectors.base import Page, RemoteRecord
 from connectors.errors import ConfigError, FatalError
 from connectors.hubspot.client import SYSTEM, HubSpotClient, HubSpotConfig, now_ms
 from connectors.hubspot.objects import OBJECTS, PIPELINE_OBJECTS, ObjectSpec
@@ -272,7 +272,7 @@ class Reader:
                          **({"window": window} if window else {})})
 
         start = state.get("window") or {"low": mark.low, "offset": 0}
-        last: list[SourceRecord] = []
+        last: list[RemoteRecord] = []
         for results, following in self._search_windows(spec, int(start["low"]), int(start["offset"])):
             fresh = [raw for raw in results if mark.fresh(str(raw["id"]), context.modified_ms(raw))]
             records = context.records(fresh, inline=False)
@@ -324,7 +324,7 @@ class Reader:
                                 what=f"search {spec.name}") or {}
 
     # ------------------------------------------------------------------ CRM objects: archived records
-    def _archived(self, spec: ObjectSpec, state: dict[str, Any]) -> Iterator[tuple[list[SourceRecord],
+    def _archived(self, spec: ObjectSpec, state: dict[str, Any]) -> Iterator[tuple[list[RemoteRecord],
                                                                                    dict[str, Any]]]:
         """Tombstones for records archived since the last check, with the archive state to persist. The whole
         archived list is paged (HubSpot cannot filter it by time) and records archived before the watermark
@@ -342,7 +342,7 @@ class Reader:
                 remote_id = str(raw["id"])
                 moment = to_ms(raw.get("archivedAt") or raw.get("updatedAt")) or 0
                 if moment >= mark.low and mark.fresh(remote_id, moment):
-                    tombstones.append(SourceRecord(spec.name, remote_id, None, modified_at=parse_time(moment),
+                    tombstones.append(RemoteRecord(spec.name, remote_id, None, modified_at=parse_time(moment),
                                                    deleted=True))
                     mark.add(remote_id, moment)
             after = ((body.get("paging") or {}).get("next") or {}).get("after")
@@ -421,16 +421,16 @@ class Reader:
         meter = Meter(self.client)
         known: dict[str, str] = dict((state or {}).get("seen") or {})
         current: dict[str, str] = {}
-        records: list[SourceRecord] = []
+        records: list[RemoteRecord] = []
         for object_type in PIPELINE_OBJECTS:
             for document in self.stage_index(object_type).stages.values():
                 remote_id = f"{object_type}:{document['pipelineId']}:{document['id']}"
                 current[remote_id] = fingerprint(document)
                 if known.get(remote_id) != current[remote_id]:
-                    records.append(SourceRecord(spec.name, remote_id, document,
+                    records.append(RemoteRecord(spec.name, remote_id, document,
                                                 created_at=parse_time(document.get("createdAt")),
                                                 modified_at=parse_time(document.get("updatedAt"))))
-        records += [SourceRecord(spec.name, remote_id, None, deleted=True) for remote_id in known
+        records += [RemoteRecord(spec.name, remote_id, None, deleted=True) for remote_id in known
                     if remote_id not in current]
         yield Page(spec.name, records, dump({"seen": current, "checked": now_ms()}), meter.take())
 
@@ -486,7 +486,7 @@ class Reader:
 
 # ---------------------------------------------------------------------------------------------- records
 class RecordContext:
-    """Turns raw records of one object type into SourceRecords: associations (inline or v4 batches) under
+    """Turns raw records of one object type into RemoteRecords: associations (inline or v4 batches) under
     `_associations`, the pipeline stage under `_stage` (its pipelines read once, on first need)."""
 
     def __init__(self, reader: Reader, spec: ObjectSpec) -> None:
@@ -499,7 +499,7 @@ class RecordContext:
         properties = raw.get("properties") or {}
         return to_ms(properties.get(self.spec.modified_property) or raw.get("updatedAt")) or 0
 
-    def records(self, raws: list[dict[str, Any]], *, inline: bool) -> list[SourceRecord]:
+    def records(self, raws: list[dict[str, Any]], *, inline: bool) -> list[RemoteRecord]:
         if not raws:
             return []
         if inline:
@@ -509,7 +509,7 @@ class RecordContext:
             linked = self.fetch_associations([str(raw["id"]) for raw in raws])
         return [self.record(raw, linked.get(str(raw["id"]))) for raw in raws]
 
-    def record(self, raw: dict[str, Any], associations: dict[str, list[str]] | None) -> SourceRecord:
+    def record(self, raw: dict[str, Any], associations: dict[str, list[str]] | None) -> RemoteRecord:
         raw.pop("associations", None)  # read into `_associations` already; `raw` is this page's own parse
         extra: dict[str, Any] = {}
         if self.spec.associations:
@@ -521,7 +521,7 @@ class RecordContext:
             if stage is not None:
                 extra["_stage"] = {key: stage[key] for key in ("pipelineLabel", "label", "displayOrder",
                                                                "isClosed", "isWon")}
-        return SourceRecord(self.spec.name, str(raw["id"]), raw, created_at=parse_time(raw.get("createdAt")),
+        return RemoteRecord(self.spec.name, str(raw["id"]), raw, created_at=parse_time(raw.get("createdAt")),
                             modified_at=parse_time(raw.get("updatedAt")), extra=extra)
 
     def stages(self) -> StageIndex:
@@ -587,14 +587,14 @@ def chunks(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[start:start + size]
 
 
-def owner_record(raw: dict[str, Any]) -> SourceRecord:
+def owner_record(raw: dict[str, Any]) -> RemoteRecord:
     name = " ".join(part for part in (raw.get("firstName"), raw.get("lastName")) if part) or None
-    return SourceRecord("owners", str(raw["id"]), raw, created_at=parse_time(raw.get("createdAt")),
+    return RemoteRecord("owners", str(raw["id"]), raw, created_at=parse_time(raw.get("createdAt")),
                         modified_at=parse_time(raw.get("updatedAt")), extra={"_full_name": name})
 
 
-def event_record(event: dict[str, Any]) -> SourceRecord:
+def event_record(event: dict[str, Any]) -> RemoteRecord:
     """An email event is identified by (`created`, `id`); both go into its remote id."""
     moment = parse_time(event.get("created"))
-    return SourceRecord("email_events", f"{event['created']}-{event['id']}", event, created_at=moment,
+    return RemoteRecord("email_events", f"{event['created']}-{event['id']}", event, created_at=moment,
                         modified_at=moment)

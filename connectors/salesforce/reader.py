@@ -27,7 +27,7 @@ from typing import Any
 
 from simple_salesforce.format import format_soql
 
-from connectors.base import Page, SourceRecord
+from connectors.base import Page, RemoteRecord
 from connectors.errors import ConfigError, UpstreamError
 from connectors.salesforce.client import BulkJobGone, QueryLocatorExpired, SalesforceClient, SalesforceConfig
 from connectors.salesforce.objects import CURSOR_FIELD, DELETED_WINDOW_DAYS, LOOKBACK_SECONDS, SObject, sobject
@@ -410,10 +410,10 @@ def typed(cell: str, kind: str) -> Any:
     return cell
 
 
-def to_source_record(name: str, record: dict[str, Any]) -> SourceRecord:
-    """A REST/Bulk record (or a bare `{"Id", "IsDeleted"}` tombstone) as a SourceRecord."""
+def to_source_record(name: str, record: dict[str, Any]) -> RemoteRecord:
+    """A REST/Bulk record (or a bare `{"Id", "IsDeleted"}` tombstone) as a RemoteRecord."""
     if set(record) <= {"Id", "IsDeleted"}:
-        return SourceRecord(name, record["Id"], None, deleted=True)
-    return SourceRecord(name, record["Id"], record, created_at=parse_time(record.get("CreatedDate")),
+        return RemoteRecord(name, record["Id"], None, deleted=True)
+    return RemoteRecord(name, record["Id"], record, created_at=parse_time(record.get("CreatedDate")),
                         modified_at=parse_time(record.get("LastModifiedDate") or record.get(CURSOR_FIELD)),
                         deleted=bool(record.get("IsDeleted")))

@@ -23,7 +23,7 @@ from canonical.models import CANONICAL_TABLES, Association, Quarantine, SourceRe
 from canonical.types import utcnow
 from canonical.upsert import chunks, fetch_by_ids, upsert
 from connectors.base import Page
-from connectors.base import SourceRecord as Record
+from connectors.base import RemoteRecord as Record
 from connectors.errors import ConfigError
 from journeyhub.ingest.mapper import MappedRecord, Mapper, MappingError, source_key
 from journeyhub.ingest.spec import MappingSpec

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors.base import Page
-from connectors.base import SourceRecord as Record
+from connectors.base import RemoteRecord as Record
 from journeyhub.heap import freeze_long_lived
 from journeyhub.ingest.loader import PageLoader, PageParts, Prepared, Preparer
 from journeyhub.ingest.spec import MappingSpec

@@ -1,7 +1,7 @@
 """Pulling one object type from one CRM into the canonical database, resumably.
 
 `pull_pages` stores up to `max_pages` pages starting from the persisted cursor (the unit a Prefect task
-runs); `sync_object` loops it to the end and records the run. Because every page is committed with the
+runs; `flows/sync.py` loops it to the end and records the run). Because every page is committed with the
 cursor that follows it, stopping anywhere — a killed process, a crash, a `max_pages` boundary — loses and
 doubles nothing: the next call continues from the last committed page.
 """
@@ -16,12 +16,10 @@ from sqlalchemy import Engine, delete, select
 
 from canonical.models import SyncState
 from connectors.base import Connector, Page
-from connectors.errors import ConnectorError, FatalError
 from journeyhub.heap import freeze_long_lived
 from journeyhub.ingest.loader import Counts, PageLoader, Prepared
 from journeyhub.ingest.pipeline import PreparePipeline
 from journeyhub.ingest.readahead import ReadAhead
-from journeyhub.runs import close_run, open_run
 
 log = logging.getLogger("journeyhub.sync")
 
@@ -113,33 +111,3 @@ def pull_pages(engine: Engine, connector: Connector, loader: PageLoader, object_
         source.close()
     batch.done = max_pages is None or read < max_pages  # else perhaps more: the caller asks again
     return batch
-
-
-@dataclass
-class ObjectSync:
-    system: str
-    object_type: str
-    status: str
-    counts: Counts
-    pages: int
-    error: str | None = None
-
-
-def sync_object(engine: Engine, connector: Connector, loader: PageLoader, object_type: str, *, run_id: str,
-                full: bool = False, on_page: Callable[[Counts], None] | None = None) -> ObjectSync:
-    """Pull one object type to the end, recording the run; connector errors end it as `failed`."""
-    row = open_run(engine, run_id, "pull", connector.system, object_type)
-    try:
-        batch = pull_pages(engine, connector, loader, object_type, full=full, run_row_id=row, on_page=on_page)
-    except ConnectorError as error:
-        log.error("%s %s failed: %s", connector.system, object_type, error)
-        close_run(engine, row, "failed", str(error))
-        if isinstance(error, FatalError):
-            raise
-        return ObjectSync(connector.system, object_type, "failed", Counts(), 0, str(error))
-    except Exception as error:
-        close_run(engine, row, "failed", f"{type(error).__name__}: {error}")
-        raise
-    status = "partial" if batch.counts.quarantined else "succeeded"
-    close_run(engine, row, status)
-    return ObjectSync(connector.system, object_type, status, batch.counts, batch.pages)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-CLI = [sys.executable, "-c", "from journeyhub.cli import main; main()"]
+CLI = [sys.executable, "-c", "from cli.app import main; main()"]
 
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from connectors.base import SourceRecord
+from connectors.base import RemoteRecord
 from journeyhub.config import load_config_file, load_mappings, mappings_root
 from journeyhub.ingest.mapper import MappedRecord, Mapper, MappingError
 from journeyhub.journey.lifecycle import CustomerFacts, DealFact, InteractionFact, RuleSet
@@ -54,7 +54,7 @@ def render(result: MappedRecord | MappingError) -> dict[str, Any]:
 def map_fixture(object_type: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for item in records:
-        source = SourceRecord(object_type, item["remote_id"], item["data"], deleted=item["deleted"])
+        source = RemoteRecord(object_type, item["remote_id"], item["data"], deleted=item["deleted"])
         try:
             result: MappedRecord | MappingError = Mapper("salesforce", SPECS[object_type]).map(
                 source.remote_id, source.document())

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from journeyhub.demo import free_port
+from cli.demo_run import free_port
 from sandbox.runtime import Sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,7 +82,7 @@ def test_a_hub_run_is_visible_in_the_prefect_api_and_ui(prefect_server: str, tmp
     with Sandbox(people=120, seed=17) as sandbox:
         env = {**os.environ, **sandbox.env, "PREFECT_API_URL": f"{prefect_server}/api",
                "JOURNEYHUB_DATABASE_URL": f"sqlite:///{database}", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-        subprocess.run([sys.executable, "-c", "from journeyhub.cli import main; main()", "db", "upgrade"],
+        subprocess.run([sys.executable, "-c", "from cli.app import main; main()", "db", "upgrade"],
                        cwd=tmp_path, env=env, check=True, capture_output=True)
         run = subprocess.run([sys.executable, "-c", HUB_RUN], cwd=ROOT, env=env, capture_output=True, text=True,
                              timeout=600)

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, select, text
 
 from canonical.models import Association, SourceRecord, SyncRun
 from connectors.base import Page
-from connectors.base import SourceRecord as Record
+from connectors.base import RemoteRecord as Record
 from journeyhub.ingest import loader as loader_module
 from journeyhub.ingest.loader import PageLoader
 from journeyhub.ingest.spec import MappingSpec

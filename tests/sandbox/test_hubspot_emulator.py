@@ -1,7 +1,7 @@
 """The HubSpot emulator driven by the real `hubspot-api-client` 12 over loopback HTTP.
 
-Responses are also checked against HubSpot's published OpenAPI specs (HUBSPOT_SPEC_DIR, default
-../shared/specs/hubspot beside the checkout). Three documented relaxations are applied to those specs
+Responses are also checked against HubSpot's published OpenAPI specs (vendored in tests/sandbox/specs/hubspot;
+HUBSPOT_SPEC_DIR may point at another copy). Three documented relaxations are applied to those specs
 because HubSpot's live API returns values the generated specs do not allow: `null` property values on
 records, `label: null` on unlabelled association types, and a string `subCategory` on batch errors.
 """
@@ -43,9 +43,8 @@ from sandbox.common.server import EmulatorServer
 from sandbox.hubspot import HubSpotData, HubSpotEmulator
 from sandbox.hubspot.util import iso_ms
 
-# HubSpot's own specs live beside the project (../shared/specs/hubspot), not in it
-SPEC_DIR = Path(os.environ.get("HUBSPOT_SPEC_DIR")
-                or Path(__file__).resolve().parents[3] / "shared" / "specs" / "hubspot")
+# HubSpot's own specs, vendored in the project (specs/hubspot/README.md names their source)
+SPEC_DIR = Path(os.environ.get("HUBSPOT_SPEC_DIR") or Path(__file__).resolve().parent / "specs" / "hubspot")
 ISO_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 T0 = 1_704_067_200_000                       # 2024-01-01T00:00:00Z
 HOUR = 3_600_000

@@ -7,11 +7,10 @@ from rich.table import Table
 
 from canonical import schema
 from canonical.db import redact
-from journeyhub.cli import context
-from journeyhub.cli.app import app, console
+from cli import context
+from cli.context import console
 
 db_app = typer.Typer(help="Create, migrate and inspect the canonical database.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
 
 
 @db_app.command("upgrade")

@@ -6,8 +6,8 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from journeyhub.cli import context
-from journeyhub.cli.app import UserError, app, console, fail
+from cli import context
+from cli.context import UserError, console, fail
 from journeyhub.ingest.loader import Counts
 
 
@@ -25,7 +25,6 @@ def counts_table(title: str, rows: list[tuple[str, str, str, Counts, str]]) -> T
     return table
 
 
-@app.command("sync")
 def sync(system: list[str] = typer.Option(None, "--system", help="hubspot, salesforce or dynamics (repeatable; "
                                                                  "default: every configured CRM)"),
          full: bool = typer.Option(False, "--full", help="re-read everything instead of changes since the cursor")

@@ -12,8 +12,8 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from journeyhub import demo
-from journeyhub.cli.app import app, console, fail
+from cli import demo_run as demo
+from cli.context import console, fail
 
 
 def _table(title: str, columns: list[str], rows: list[tuple[Any, ...]]) -> Table:
@@ -95,7 +95,6 @@ def show(run: demo.DemoRun) -> bool:
     return result.status == "succeeded" and report.perfect
 
 
-@app.command("demo")
 def demo_command(people: int = typer.Option(2000, min=50, help="people in the generated world"),
                  seed: int = typer.Option(7, help="same seed, same world"),
                  workdir: Path = typer.Option(Path(".journeyhub-demo"), help="folder for the demo database"),

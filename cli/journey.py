@@ -10,8 +10,8 @@ from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
 
-from journeyhub.cli import context
-from journeyhub.cli.app import UserError, app, console
+from cli import context
+from cli.context import UserError, console
 from journeyhub.journey.explain import Explanation, explain
 
 
@@ -26,7 +26,6 @@ def parse_as_of(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-@app.command("tag")
 def tag(as_of: str | None = typer.Option(None, help="evaluate as of this date/time (default: now)"),
         full: bool = typer.Option(False, "--full", help="re-evaluate every customer, not only changed ones")) -> None:
     """Resolve identities, tag lifecycle stages with history, and assign segments."""
@@ -93,7 +92,6 @@ def render(result: Explanation) -> Group:
     return Group(Panel(header, title="Customer"), sources, history, timeline)
 
 
-@app.command("explain")
 def explain_command(query: str = typer.Argument(..., help="an email address, a customer id (cus_…) or a source key"),
                     limit: int = typer.Option(40, help="timeline items to show")) -> None:
     """Explain one customer: records and matching rules, timeline, stage history with evidence, segment."""

@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from journeyhub.cli import context
-from journeyhub.cli.app import UserError, app, console, fail
+from cli import context
+from cli.context import UserError, console, fail
 from journeyhub.writeback.push import PushReport
 
 
@@ -31,7 +31,6 @@ def report_table(reports: list[PushReport]) -> Table:
     return table
 
 
-@app.command("push")
 def push(system: list[str] = typer.Option(None, "--system", help="hubspot, salesforce or dynamics (repeatable)"),
          dry_run: bool = typer.Option(False, "--dry-run", help="compute and show the plan without writing"),
          export: Path | None = typer.Option(None, help="write the per-record plan to this .csv or .json file"),

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import typer
 
-from journeyhub.cli.app import UserError, app, console
+from cli.context import UserError, console
 
 sandbox_app = typer.Typer(help="Local HubSpot, Salesforce and Dataverse emulators with a generated world.",
                           no_args_is_help=True)
-app.add_typer(sandbox_app, name="sandbox")
 
 
 def _anchor(value: str | None) -> datetime | None:

@@ -1,4 +1,4 @@
-"""The `journeyhub` command: sub-commands register themselves here; errors become one clear line.
+"""The `journeyhub` command: the command modules registered on one typer app; errors become one clear line.
 
 Every failure a user can cause or fix — bad configuration, an unreachable database, rejected credentials, a
 CRM that is missing fields — is printed as one red line saying what is wrong and how to fix it, with a
@@ -12,9 +12,10 @@ import sys
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 
 from canonical.db import DatabaseError
+from cli import db, demo, journey, push, sandbox, status, sync
+from cli.context import UserError, errors
 from connectors.errors import ConnectorError
 from journeyhub.yamlconf import ConfigFileError
 
@@ -22,26 +23,19 @@ app = typer.Typer(
     name="journeyhub", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     help="Journey Hub: one customer journey across HubSpot, Salesforce and Dynamics 365.",
 )
-console = Console()
-errors = Console(stderr=True)
-
-
-class UserError(Exception):
-    """A problem the user can fix; the message says how."""
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
-def _register() -> None:
-    from journeyhub.cli import db, demo, journey, push, sandbox, status, sync  # noqa: F401  (they add commands)
+app.add_typer(db.db_app, name="db")
+app.add_typer(status.config_app, name="config")
+app.add_typer(sandbox.sandbox_app, name="sandbox")
+app.command("sync")(sync.sync)
+app.command("tag")(journey.tag)
+app.command("explain")(journey.explain_command)
+app.command("push")(push.push)
+app.command("status")(status.status)
+app.command("demo")(demo.demo_command)
 
 
 def main() -> None:
     """Console-script entry point."""
-    _register()
     try:
         result = app(standalone_mode=False)
     except typer.Abort:
@@ -73,3 +67,7 @@ def _report(error: Exception) -> int:
     if isinstance(error, KeyboardInterrupt):
         return 130
     raise error
+
+
+if __name__ == "__main__":
+    main()

@@ -7,13 +7,12 @@ from rich.table import Table
 from sqlalchemy import Engine, func, select
 
 from canonical.models import Quarantine, SyncRun, SyncState
-from journeyhub.cli import context
-from journeyhub.cli.app import app, console, fail
+from cli import context
+from cli.context import console, fail
 from journeyhub.config import check_all, mappings_root
 from journeyhub.settings import SYSTEMS
 
 config_app = typer.Typer(help="Validate settings and configuration files.", no_args_is_help=True)
-app.add_typer(config_app, name="config")
 
 
 @config_app.command("check")
@@ -49,7 +48,6 @@ def _latest_runs(engine: Engine) -> list[SyncRun]:
         return [SyncRun.model_validate(row._mapping) for row in rows]
 
 
-@app.command("status")
 def status() -> None:
     """Last run per system and object, persisted cursors, and open quarantine counts."""
     engine = context.engine()

@@ -1,13 +1,26 @@
-"""What every command needs: settings, and a database engine that is reachable and migrated."""
+"""What every command shares: the console, the one-line error, settings, and a reachable, migrated database."""
 
 from __future__ import annotations
 
+import typer
+from rich.console import Console
 from sqlalchemy import Engine
 
 from canonical.db import check_connection, make_engine, redact
 from canonical.schema import status
-from journeyhub.cli.app import UserError
 from journeyhub.settings import SYSTEMS, Settings, load_settings
+
+console = Console()
+errors = Console(stderr=True)
+
+
+class UserError(Exception):
+    """A problem the user can fix; the message says how."""
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
 
 
 def settings() -> Settings:
