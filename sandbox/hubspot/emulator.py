@@ -317,12 +317,21 @@ class HubSpotEmulator(Emulator):
             for ts in self.store.types.values():     # records archived before the seed was taken
                 for num in ts.archived:
                     self.store.stash_links(ts, ts.record_by_num(num))
+            self._seed_merges(self.store.types["contacts"])
             events = [dict(event) for event in data.email_events or []]
             for event in events:
                 event.setdefault("portalId", self.portal_id)
             events.sort(key=lambda e: (int(e["created"]), str(e["id"])))
             self.email_events = events
             self.email_event_keys = [(int(e["created"]), str(e["id"])) for e in events]
+
+    def _seed_merges(self, ts: TypeStore) -> None:
+        """Merges made before the seed: ids a survivor lists in `hs_merged_object_ids` resolve to it, as after
+        an API merge (a merged-away id that is also a seeded record stays that record)."""
+        for rec in ts.records.values():
+            for merged_id in (rec.props.get("hs_merged_object_ids") or "").split(";"):
+                if merged_id and merged_id not in ts.records:
+                    ts.merged_into.setdefault(merged_id, rec.id)
 
     def _seed_association(self, from_type: str, from_id: str, to_type: str, to_id: str, type_id: int) -> None:
         source, target = self.type_store(from_type), self.type_store(to_type)
