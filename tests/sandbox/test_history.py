@@ -24,10 +24,9 @@ from hubspot import HubSpot
 from hubspot.crm.contacts import BatchReadInputSimplePublicObjectId, SimplePublicObjectId
 from hubspot.crm.objects import ApiException as ObjectsApiException
 from hubspot.crm.objects import Filter, FilterGroup, PublicObjectSearchRequest
-from simple_salesforce import Salesforce
 
 from sandbox.runtime import Sandbox
-from tests.sandbox.test_salesforce_emulator import local_session
+from tests.sandbox.test_org_profiles import hubspot, salesforce
 
 ANCHOR = datetime(2026, 3, 15, tzinfo=UTC)
 TOKEN = "sandbox-token"
@@ -51,17 +50,6 @@ def events(sandbox: Sandbox) -> dict[tuple[str, str], list[dict[str, Any]]]:
             found[(entry["event"], system)].append({**entry, "type": object_type, "id": remote_id,
                                                     "person": person})
     return found
-
-
-def hubspot(sandbox: Sandbox) -> HubSpot:
-    return HubSpot(access_token=TOKEN, host=sandbox.hubspot.url, base_url=sandbox.hubspot.url)
-
-
-def salesforce(sandbox: Sandbox) -> Salesforce:
-    class Server:
-        port = int(sandbox.salesforce.url.rsplit(":", 1)[1])
-
-    return Salesforce(instance_url=sandbox.salesforce.url, session_id=TOKEN, session=local_session(Server()))
 
 
 def instant(text: str) -> datetime:
