@@ -16,6 +16,18 @@ sandbox_app = typer.Typer(help="Local HubSpot, Salesforce and Dataverse emulator
                           no_args_is_help=True)
 
 
+ORG_HELP = "org profile: full (every custom field the hub uses exists) or plain (a standard org without them)"
+HISTORY_HELP = "seed records archived/deleted/merged before the hub's first sync (default: on for --org plain)"
+
+
+def _org(value: str) -> str:
+    from sandbox.common.org import ORGS
+
+    if value not in ORGS:
+        raise UserError(f"unknown org profile {value!r}; choose one of: {', '.join(ORGS)}")
+    return value
+
+
 def _anchor(value: str | None) -> datetime | None:
     if value is None:
         return None
@@ -31,13 +43,16 @@ def generate(people: int = typer.Option(2000, min=1, help="people in the world")
              seed: int = typer.Option(7, help="same seed, same world"),
              anchor: str | None = typer.Option(None, help="the world's 'now' (default: today 00:00 UTC)"),
              out: Path = typer.Option(Path("sandbox-world"), help="folder for hubspot/salesforce/dynamics/truth.json"),
+             org: str = typer.Option("full", help=ORG_HELP),
+             history: bool | None = typer.Option(None, help=HISTORY_HELP),
              ) -> None:
     """Write a generated world (the three CRMs' records and the ground truth) as JSON files."""
     from sandbox.world import generate as make_world
     from sandbox.world import write_world
 
     world = make_world(people, seed, _anchor(anchor) or datetime.now(UTC).replace(hour=0, minute=0, second=0,
-                                                                                 microsecond=0))
+                                                                                 microsecond=0),
+                       org=_org(org), history=history)
     out.mkdir(parents=True, exist_ok=True)
     write_world(world, out)
     stages: dict[str, int] = {}
@@ -54,6 +69,7 @@ def up(people: int = typer.Option(2000, min=1, help="people in the generated wor
        anchor: str | None = typer.Option(None, help="the world's 'now' (default: today 00:00 UTC)"),
        port_base: int = typer.Option(0, help="serve on PORT, PORT+1, PORT+2 (default: free ports)"),
        truth: Path | None = typer.Option(None, help="also write the ground truth to this JSON file"),
+       org: str = typer.Option("full", help=ORG_HELP), history: bool | None = typer.Option(None, help=HISTORY_HELP),
        ) -> None:
     """Start the three emulators on loopback and print the variables that point Journey Hub at them."""
     from sandbox.common.faults import PROFILES
@@ -65,10 +81,12 @@ def up(people: int = typer.Option(2000, min=1, help="people in the generated wor
         if port_base else None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with Sandbox(people=people, seed=seed, anchor=_anchor(anchor), faults=faults, ports=ports) as sandbox:
+    with Sandbox(people=people, seed=seed, anchor=_anchor(anchor), faults=faults, ports=ports, org=_org(org),
+                 history=history) as sandbox:
         if truth is not None:
             truth.write_text(json.dumps(sandbox.truth, indent=1, ensure_ascii=False), encoding="utf-8")
-        console.print(f"# Journey Hub sandbox: {people} people, seed {seed}, faults {faults}. Ctrl-C stops it.")
+        console.print(f"# Journey Hub sandbox: {people} people, seed {seed}, faults {faults}, org {org}"
+                      f"{' with pre-install history' if sandbox.history else ''}. Ctrl-C stops it.")
         print(sandbox.export_lines(), flush=True)
         console.print("# refreshable logins instead (token expiry tests):")
         for name, value in sandbox.login_env.items():

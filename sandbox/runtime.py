@@ -1,12 +1,15 @@
 """`Sandbox`: the three CRM emulators, seeded with a generated world, served on loopback.
 
-    with Sandbox(people=2000, seed=7) as sandbox:
+    with Sandbox(people=2000, seed=7, org="plain", history=True) as sandbox:
         os.environ.update(sandbox.env)        # point the hub at the emulators
         ...
         sandbox.request_counts("hubspot")     # API calls per endpoint (what benchmarks report)
         sandbox.dump_writes("salesforce")     # everything written through the API (write-back's output)
 
-By default the emulators run in threads of this process (fast to start, easy to inspect). With
+`org` is "full" (every custom field the hub's mappings use exists) or "plain" (a standard org without them,
+sandbox/common/org.py); `history` (default: on for "plain") seeds records archived, deleted or merged before
+the hub's first sync (sandbox/world/history.py). By default the emulators run in threads of this process
+(fast to start, easy to inspect). With
 `process=True` they run in a child process (`python -m sandbox serve`), so a benchmark's client and the
 emulators do not share one interpreter lock; everything above still works, over the admin HTTP API.
 """
@@ -25,6 +28,7 @@ import httpx
 
 from sandbox.common.emulator import Emulator
 from sandbox.common.faults import FaultConfig, profile
+from sandbox.common.org import check_org, default_history
 from sandbox.common.server import EmulatorServer
 
 SYSTEMS = ("hubspot", "salesforce", "dynamics")
@@ -56,18 +60,19 @@ def fault_configs(faults: FaultsArg, seed: int) -> dict[str, FaultConfig]:
     return {system: faults.get(system, FaultConfig(seed=seed)) for system in SYSTEMS}
 
 
-def build_emulators(faults: dict[str, FaultConfig], *, limits: bool = True) -> dict[str, Emulator]:
-    """The three emulators; `limits=False` switches off the vendors' rate limiters (fast local demos)."""
+def build_emulators(faults: dict[str, FaultConfig], *, limits: bool = True, org: str = "full") -> dict[str, Emulator]:
+    """The three emulators of an `org` profile; `limits=False` switches off the vendors' rate limiters (fast
+    local demos)."""
     from sandbox.dynamics import DynamicsEmulator
     from sandbox.hubspot import HubSpotEmulator
     from sandbox.salesforce import SalesforceEmulator
     from sandbox.world.render_hubspot import PORTAL_ID
 
     return {
-        "hubspot": HubSpotEmulator(faults["hubspot"], portal_id=PORTAL_ID,
+        "hubspot": HubSpotEmulator(faults["hubspot"], portal_id=PORTAL_ID, org=org,
                                    rate_limit_per_10s=190 if limits else None, search_per_second=5 if limits else None),
-        "salesforce": SalesforceEmulator(faults["salesforce"]),
-        "dynamics": DynamicsEmulator(faults["dynamics"], requests_per_5min=6000 if limits else None),
+        "salesforce": SalesforceEmulator(faults["salesforce"], org=org),
+        "dynamics": DynamicsEmulator(faults["dynamics"], requests_per_5min=6000 if limits else None, org=org),
     }
 
 
@@ -76,8 +81,10 @@ class Sandbox:
 
     def __init__(self, people: int = 2000, seed: int = 7, *, anchor: datetime | None = None,
                  faults: FaultsArg = "none", world: Any = None, process: bool = False, limits: bool = True,
-                 ports: dict[str, int] | None = None) -> None:
+                 ports: dict[str, int] | None = None, org: str = "full", history: bool | None = None) -> None:
         self.people, self.seed, self.process, self.limits = people, seed, process, limits
+        self.org = check_org(org)
+        self.history = default_history(org) if history is None else history
         self.anchor = anchor or datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         self.faults = fault_configs(faults, seed)
         self.world = world
@@ -101,15 +108,16 @@ class Sandbox:
         from sandbox.world import generate
 
         if self.world is None:
-            self.world = generate(self.people, self.seed, self.anchor)
-        for system, emulator in build_emulators(self.faults, limits=self.limits).items():
+            self.world = generate(self.people, self.seed, self.anchor, org=self.org, history=self.history)
+        for system, emulator in build_emulators(self.faults, limits=self.limits, org=self.org).items():
             emulator.load(getattr(self.world, system))
             server = EmulatorServer(emulator, self.ports.get(system, 0)).start()
             self.endpoints[system] = Endpoint(system, server.url, emulator, server)
 
     def _start_child(self) -> None:
         command = [sys.executable, "-m", "sandbox", "serve", "--people", str(self.people), "--seed", str(self.seed),
-                   "--anchor", self.anchor.isoformat(), "--faults-json",
+                   "--anchor", self.anchor.isoformat(), "--org", self.org,
+                   "--history" if self.history else "--no-history", "--faults-json",
                    json.dumps({system: config.model_dump() for system, config in self.faults.items()})]
         if not self.limits:
             command.append("--no-limits")
@@ -143,7 +151,7 @@ class Sandbox:
         if self.world is None:
             from sandbox.world import generate
 
-            self.world = generate(self.people, self.seed, self.anchor)
+            self.world = generate(self.people, self.seed, self.anchor, org=self.org, history=self.history)
         return self.world.truth
 
     @property

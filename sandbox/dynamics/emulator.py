@@ -25,6 +25,7 @@ from starlette.routing import compile_path
 
 from sandbox.common.emulator import Emulator, LoggedRequest
 from sandbox.common.faults import Fault, FaultConfig
+from sandbox.common.org import check_org
 from sandbox.dynamics import writes
 from sandbox.dynamics.data import DynamicsData
 from sandbox.dynamics.odata import ODataError, is_guid, normalize_datetime
@@ -55,7 +56,7 @@ class DynamicsEmulator(DataverseRoutes, Emulator):
     name = "dynamics"
 
     def __init__(self, faults: FaultConfig | None = None, *, max_page_size: int = 5000,
-                 requests_per_5min: int | None = 6000, custom_columns: bool = True,
+                 requests_per_5min: int | None = 6000, org: str = "full", custom_columns: bool | None = None,
                  tenant_id: str = "sandbox-tenant", client_id: str = "sandbox-client",
                  client_secret: str = "sandbox-secret") -> None:
         super().__init__(faults)
@@ -63,13 +64,15 @@ class DynamicsEmulator(DataverseRoutes, Emulator):
             raise ValueError("max_page_size must be positive")
         self.max_page_size = max_page_size
         self.requests_per_5min = requests_per_5min
-        self.custom_columns = custom_columns
+        #: "full" or "plain" (no custom columns: QUIRKS.md); `custom_columns` overrides what the org implies
+        self.org = check_org(org)
+        self.custom_columns = org == "full" if custom_columns is None else custom_columns
         self.tenant_id, self.client_id, self.client_secret = tenant_id, client_id, client_secret
         #: days a delta token stays valid (Organization.ExpireChangeTrackingInDays)
         self.change_tracking_expiry_days = 7
         #: server clock; tests may replace it. Row timestamps never go backwards regardless.
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-        self.schema = build_schema(custom_columns)
+        self.schema = build_schema(self.custom_columns)
         self.store = Store(self.schema, lambda: self.clock())
         self.user_id = str(uuid.uuid5(_IDS, f"user/{tenant_id}/{client_id}"))
         self.application_id = str(uuid.uuid5(_IDS, f"app/{client_id}"))

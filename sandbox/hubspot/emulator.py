@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from sandbox.common.emulator import Emulator, Handler, json_response
 from sandbox.common.faults import Fault, FaultConfig
+from sandbox.common.org import check_org
 from sandbox.hubspot import routes_associations, routes_misc, routes_objects, routes_properties
 from sandbox.hubspot.data import HubSpotData, default_pipelines
 from sandbox.hubspot.errors import HubSpotError, correlation_id, error_response, validation
@@ -31,8 +32,6 @@ from sandbox.hubspot.util import decode_cursor, iso_ms, parse_time_ms
 TEN_SECONDLY = "TEN_SECONDLY_ROLLING"
 SECONDLY = "SECONDLY"
 
-
-
 class HubSpotEmulator(Emulator):
     """HubSpot CRM v3/v4, properties, owners, pipelines, legacy email events and OAuth on loopback."""
 
@@ -42,8 +41,10 @@ class HubSpotEmulator(Emulator):
 
     def __init__(self, faults: FaultConfig | None = None, *, rate_limit_per_10s: int | None = 190,
                  search_per_second: int | None = 5, search_index_lag_seconds: float = 0.0,
-                 portal_id: int = 62515) -> None:
+                 portal_id: int = 62515, org: str = "full") -> None:
         super().__init__(faults)
+        #: "full" or "plain" (no Service Hub feedback or Salesforce-integration properties; QUIRKS.md)
+        self.org = check_org(org)
         self.portal_id = portal_id
         self.search_index_lag_seconds = search_index_lag_seconds
         self.limiter = RollingLimiter(rate_limit_per_10s, 10.0)
@@ -206,8 +207,9 @@ class HubSpotEmulator(Emulator):
 
     def _v3_associations(self, ts: TypeStore, rec: Record, to_types: list[str]) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        store = self.store
         for to_type in to_types:
-            targets = self.store.assoc.targets(ts.ot.name, rec.id, to_type)
+            targets = (store.archived_targets if rec.archived else store.assoc.targets)(ts.ot.name, rec.id, to_type)
             if not targets:
                 continue
             out[to_type] = {"results": [{"id": to_id, "type": ASSOCIATION_TYPES[type_id].name}
@@ -266,7 +268,7 @@ class HubSpotEmulator(Emulator):
 
     # ------------------------------------------------------------------ seeding and dump
     def _new_store(self) -> Store:
-        return Store(lambda: self.clock(), lambda: self.monotonic())
+        return Store(lambda: self.clock(), lambda: self.monotonic(), plain=self.org == "plain")
 
     def _install_pipelines(self, given: dict[str, list[dict[str, Any]]]) -> None:
         defaults = default_pipelines(BUILTIN_TIMESTAMP)
@@ -312,12 +314,24 @@ class HubSpotEmulator(Emulator):
                 self.store.rebuild_indexes(ts)
             for from_type, from_id, to_type, to_id, type_id in data.associations or []:
                 self._seed_association(from_type, str(from_id), to_type, str(to_id), int(type_id))
+            for ts in self.store.types.values():     # records archived before the seed was taken
+                for num in ts.archived:
+                    self.store.stash_links(ts, ts.record_by_num(num))
+            self._seed_merges(self.store.types["contacts"])
             events = [dict(event) for event in data.email_events or []]
             for event in events:
                 event.setdefault("portalId", self.portal_id)
             events.sort(key=lambda e: (int(e["created"]), str(e["id"])))
             self.email_events = events
             self.email_event_keys = [(int(e["created"]), str(e["id"])) for e in events]
+
+    def _seed_merges(self, ts: TypeStore) -> None:
+        """Merges made before the seed: ids a survivor lists in `hs_merged_object_ids` resolve to it, as after
+        an API merge (a merged-away id that is also a seeded record stays that record)."""
+        for rec in ts.records.values():
+            for merged_id in (rec.props.get("hs_merged_object_ids") or "").split(";"):
+                if merged_id and merged_id not in ts.records:
+                    ts.merged_into.setdefault(merged_id, rec.id)
 
     def _seed_association(self, from_type: str, from_id: str, to_type: str, to_id: str, type_id: int) -> None:
         source, target = self.type_store(from_type), self.type_store(to_type)

@@ -288,22 +288,36 @@ BUILTIN_GROUPS: dict[str, list[tuple[str, str]]] = {
     "emails": [("emailinformation", "Email information")],
 }
 
+#: properties (and their groups) a portal has only with another hub, edition or an integration: Service Hub's
+#: customer feedback (`hs_feedback_*`) and the HubSpot–Salesforce integration (`salesforce*`). A `plain`
+#: portal (sandbox/common/org.py) has none of them.
+EDITION_PROPERTIES: dict[str, frozenset[str]] = {
+    "contacts": frozenset({"hs_feedback_last_nps_rating", "hs_feedback_last_survey_date", "salesforcecontactid",
+                           "salesforceleadid"}),
+}
+EDITION_GROUPS = frozenset({"feedbackinformation", "salesforceinformation"})
+
 #: properties whose options come from the pipelines API
 PIPELINE_PROPERTIES = {"deals": ("pipeline", "dealstage"), "tickets": ("hs_pipeline", "hs_pipeline_stage")}
 
 
 class PropertyRegistry:
-    """The property definitions and groups of one object type."""
+    """The property definitions and groups of one object type; `plain` leaves out EDITION_PROPERTIES."""
 
-    def __init__(self, object_type: str) -> None:
+    def __init__(self, object_type: str, *, plain: bool = False) -> None:
         self.object_type = object_type
         self.defs: dict[str, dict[str, Any]] = {d["name"]: d for d in BUILTIN_PROPERTIES[object_type]()}
         for order, definition in enumerate(self.defs.values()):
             definition["displayOrder"] = order
+        groups = BUILTIN_GROUPS[object_type]
+        if plain:
+            for name in EDITION_PROPERTIES.get(object_type, ()):
+                del self.defs[name]
+            groups = [group for group in groups if group[0] not in EDITION_GROUPS]
         self.archived: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, dict[str, Any]] = {
             name: {"name": name, "label": label, "displayOrder": order, "archived": False}
-            for order, (name, label) in enumerate(BUILTIN_GROUPS[object_type])}
+            for order, (name, label) in enumerate(groups)}
         self._option_values: dict[str, frozenset[str] | None] = {}
 
     # ------------------------------------------------------------------ lookups

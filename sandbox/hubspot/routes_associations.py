@@ -13,9 +13,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sandbox.common.emulator import json_response
+from sandbox.hubspot.batch import batch_body, batch_inputs
 from sandbox.hubspot.errors import HubSpotError, not_found, parse_json, validation
 from sandbox.hubspot.objects import ASSOCIATION_TYPES, DEFAULT_TYPES, AssociationType
-from sandbox.hubspot.routes_objects import _inputs, batch_body
 from sandbox.hubspot.store import TypeStore
 from sandbox.hubspot.util import encode_cursor
 
@@ -103,7 +103,7 @@ class _Handlers:
             from_id = self._existing(source, request.path_params["objectId"])
             to_id = self._existing(target, request.path_params["toObjectId"])
             results = self._default_results(source, target, from_id, to_id)
-            return batch_body(emu, results, [], started, 200)
+            return batch_body(emu.now_ms(), results, [], started, 200)
 
     async def put_labelled(self, request: Request) -> Response:
         emu = self.emu
@@ -160,7 +160,7 @@ class _Handlers:
     async def batch_read(self, request: Request) -> Response:
         emu = self.emu
         source, target = self._batch_pair(request)
-        inputs = _inputs(parse_json(await request.body()), BATCH_MAX)
+        inputs = batch_inputs(parse_json(await request.body()), BATCH_MAX)
         started = emu.now_ms()
         with emu.lock:
             results, errors, missing = [], [], []
@@ -186,7 +186,7 @@ class _Handlers:
                 errors.insert(0, {"status": "error", "category": "OBJECT_NOT_FOUND",
                                   "message": f"Could not find {source.ot.label} objects with these ids.",
                                   "context": {"ids": missing}, "errors": [], "links": {}})
-            return batch_body(emu, results, errors, started, 200)
+            return batch_body(emu.now_ms(), results, errors, started, 200)
 
     async def batch_create(self, request: Request) -> Response:
         def create(source: TypeStore, target: TypeStore, item: dict[str, Any], from_raw: str, to_raw: str) -> list[Any]:
@@ -209,7 +209,7 @@ class _Handlers:
         (HubSpot's 207 multi-status) and the rest are still written."""
         emu = self.emu
         source, target = self._batch_pair(request)
-        inputs = _inputs(parse_json(await request.body()), BATCH_MAX)
+        inputs = batch_inputs(parse_json(await request.body()), BATCH_MAX)
         started = emu.now_ms()
         with emu.lock:
             results: list[Any] = []
@@ -221,12 +221,12 @@ class _Handlers:
                     results.extend(write(source, target, item, from_raw, to_raw))
                 except HubSpotError as error:
                     errors.append(error.standard_error(ids=[from_raw, to_raw]))
-            return batch_body(emu, results, errors, started, status)
+            return batch_body(emu.now_ms(), results, errors, started, status)
 
     async def batch_archive(self, request: Request) -> Response:
         emu = self.emu
         source, target = self._batch_pair(request)
-        inputs = _inputs(parse_json(await request.body()), BATCH_MAX)
+        inputs = batch_inputs(parse_json(await request.body()), BATCH_MAX)
         with emu.lock:
             for item in inputs:
                 from_id = str((item.get("from") or {}).get("id", ""))
@@ -238,7 +238,7 @@ class _Handlers:
     async def batch_labels_archive(self, request: Request) -> Response:
         emu = self.emu
         source, target = self._batch_pair(request)
-        inputs = _inputs(parse_json(await request.body()), BATCH_MAX)
+        inputs = batch_inputs(parse_json(await request.body()), BATCH_MAX)
         with emu.lock:
             for item in inputs:
                 atypes = self._specs(source, target, item.get("types"))

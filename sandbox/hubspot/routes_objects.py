@@ -15,18 +15,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sandbox.common.emulator import json_response
+from sandbox.hubspot.batch import batch_body, batch_inputs
 from sandbox.hubspot.errors import HubSpotError, not_found, parse_json, validation
 from sandbox.hubspot.objects import OBJECT_TYPES, ObjectType
 from sandbox.hubspot.search import parse_request
 from sandbox.hubspot.store import TypeStore
-from sandbox.hubspot.util import encode_cursor, iso_ms, parse_bool, split_list
+from sandbox.hubspot.util import encode_cursor, parse_bool, split_list
 
 if TYPE_CHECKING:
     from sandbox.hubspot.emulator import HubSpotEmulator
 
 LIST_MAX = 100
 HISTORY_MAX = 50
-BATCH_MAX = 100
 
 
 def register(emu: HubSpotEmulator) -> None:
@@ -66,29 +66,6 @@ def _limit(raw: str | None, default: int, maximum: int) -> int:
     if value < 1:
         raise validation(f"limit must be at least 1; got {value}")
     return min(value, maximum)
-
-
-def _inputs(body: Any, maximum: int = BATCH_MAX) -> list[dict[str, Any]]:
-    if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
-        raise validation("Invalid input JSON: expected {\"inputs\": [...]}")
-    inputs = body["inputs"]
-    if len(inputs) > maximum:
-        raise validation(f"The maximum number of inputs supported in a batch request is {maximum}; got "
-                         f"{len(inputs)}")
-    if not all(isinstance(item, dict) for item in inputs):
-        raise validation("Each input must be an object")
-    return inputs
-
-
-def batch_body(emu: HubSpotEmulator, results: list[Any], errors: list[dict[str, Any]], started: int,
-               ok_status: int) -> Response:
-    body: dict[str, Any] = {"status": "COMPLETE", "results": results}
-    if errors:
-        body["numErrors"] = len(errors)
-        body["errors"] = errors
-    body["startedAt"] = iso_ms(started)
-    body["completedAt"] = iso_ms(emu.now_ms())
-    return json_response(body, 207 if errors else ok_status)
 
 
 class _Handlers:
@@ -231,7 +208,7 @@ class _Handlers:
         emu = self.emu
         ts = self.store_for(request)
         body = parse_json(await request.body())
-        inputs = _inputs(body)
+        inputs = batch_inputs(body)
         history = body.get("propertiesWithHistory") or []
         if history and len(inputs) > HISTORY_MAX:
             raise validation(f"The maximum number of inputs supported in a batch request for property histories "
@@ -252,12 +229,12 @@ class _Handlers:
                     seen.add(rec.id)
                     results.append(emu.render(ts, rec, names, history))
             errors = [_not_found_error(ts, missing)] if missing else []
-            return batch_body(emu, results, errors, started, 200)
+            return batch_body(emu.now_ms(), results, errors, started, 200)
 
     async def batch_create(self, request: Request) -> Response:
         emu = self.emu
         ts = self.store_for(request)
-        inputs = _inputs(parse_json(await request.body()))
+        inputs = batch_inputs(parse_json(await request.body()))
         started = emu.now_ms()
         with emu.lock:
             prepared, errors = [], []
@@ -282,12 +259,12 @@ class _Handlers:
             now = emu.now_ms()
             results = [emu.render_full(ts, emu.store.create(ts, values, associations, now))
                        for values, associations in prepared]
-            return batch_body(emu, results, errors, started, 201)
+            return batch_body(emu.now_ms(), results, errors, started, 201)
 
     async def batch_update(self, request: Request) -> Response:
         emu = self.emu
         ts = self.store_for(request)
-        inputs = _inputs(parse_json(await request.body()))
+        inputs = batch_inputs(parse_json(await request.body()))
         _reject_duplicate_ids(inputs)
         started = emu.now_ms()
         with emu.lock:
@@ -310,12 +287,12 @@ class _Handlers:
                 results.append(emu.render(ts, rec, emu.written_names(ts, values)))
             if missing:
                 errors.insert(0, _not_found_error(ts, missing))
-            return batch_body(emu, results, errors, started, 200)
+            return batch_body(emu.now_ms(), results, errors, started, 200)
 
     async def batch_upsert(self, request: Request) -> Response:
         emu = self.emu
         ts = self.store_for(request)
-        inputs = _inputs(parse_json(await request.body()))
+        inputs = batch_inputs(parse_json(await request.body()))
         _reject_duplicate_ids(inputs)
         started = emu.now_ms()
         with emu.lock:
@@ -347,12 +324,12 @@ class _Handlers:
                 out = emu.render(ts, rec, emu.written_names(ts, values))
                 out["new"] = new
                 results.append(out)
-            return batch_body(emu, results, errors, started, 200)
+            return batch_body(emu.now_ms(), results, errors, started, 200)
 
     async def batch_archive(self, request: Request) -> Response:
         emu = self.emu
         ts = self.store_for(request)
-        inputs = _inputs(parse_json(await request.body()))
+        inputs = batch_inputs(parse_json(await request.body()))
         with emu.lock:
             now = emu.now_ms()
             for item in inputs:

@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sandbox.common.emulator import json_response
+from sandbox.hubspot.batch import batch_body, batch_inputs
 from sandbox.hubspot.errors import HubSpotError, not_found, parse_json, validation
 from sandbox.hubspot.properties import NAME_PATTERN
-from sandbox.hubspot.routes_objects import _inputs, batch_body
 from sandbox.hubspot.store import TypeStore
 from sandbox.hubspot.util import iso_ms, parse_bool, split_list
 
@@ -115,7 +115,7 @@ class _Handlers:
 
     async def batch_create(self, request: Request) -> Response:
         ts = self._ts(request)
-        inputs = _inputs(parse_json(await request.body()))
+        inputs = batch_inputs(parse_json(await request.body()))
         started = self.emu.now_ms()
         with self.emu.lock:
             results, errors = [], []
@@ -124,12 +124,12 @@ class _Handlers:
                     results.append(self._create(ts, item))
                 except HubSpotError as error:
                     errors.append(error.standard_error(ids=[str(item.get("name", ""))]))
-            return batch_body(self.emu, results, errors, started, 201)
+            return batch_body(self.emu.now_ms(), results, errors, started, 201)
 
     async def batch_read(self, request: Request) -> Response:
         ts = self._ts(request)
         body = parse_json(await request.body())
-        inputs = _inputs(body)
+        inputs = batch_inputs(body)
         archived = bool(body.get("archived"))
         started = self.emu.now_ms()
         with self.emu.lock:
@@ -139,11 +139,11 @@ class _Handlers:
             errors = [{"status": "error", "category": "OBJECT_NOT_FOUND",
                        "message": f"Unable to find properties on {ts.ot.name}", "context": {"names": missing},
                        "errors": [], "links": {}}] if missing else []
-            return batch_body(self.emu, results, errors, started, 200)
+            return batch_body(self.emu.now_ms(), results, errors, started, 200)
 
     async def batch_archive(self, request: Request) -> Response:
         ts = self._ts(request)
-        inputs = _inputs(parse_json(await request.body()))
+        inputs = batch_inputs(parse_json(await request.body()))
         with self.emu.lock:
             for item in inputs:
                 name = str(item.get("name"))

@@ -157,12 +157,15 @@ class Store:
     """All object types, associations, pipelines and owners of one emulated portal."""
 
     def __init__(self, clock: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, *, plain: bool = False) -> None:
         self.clock = clock
         self.monotonic = monotonic
-        self.registries = {name: PropertyRegistry(name) for name in OBJECT_TYPES}
+        self.registries = {name: PropertyRegistry(name, plain=plain) for name in OBJECT_TYPES}
         self.types = {name: TypeStore(ot, self.registries[name]) for name, ot in OBJECT_TYPES.items()}
         self.assoc = AssociationStore()
+        #: (type, id) of an archived record → the associations it had (to_type → to_id → type ids): gone from
+        #: the live graph, still listed on the archived record itself (they come back with a restore)
+        self.archived_links: dict[tuple[str, str], dict[str, dict[str, list[int]]]] = {}
         self.pipelines: dict[str, list[dict[str, Any]]] = {}
         self.stage_index: dict[str, dict[str, dict[str, Any]]] = {}
         self.next_id = 1
@@ -389,12 +392,25 @@ class Store:
             key = ts.index_key(rec.props.get(name))
             if key is not None and ts.unique[name].get(key) == rec.id:
                 del ts.unique[name][key]
-        self.associations_changed(ts.ot.name, *{to_type for to_type, _, _ in self.assoc.drop(ts.ot.name, rec.id)})
+        self.stash_links(ts, rec)
         rec.written = self.monotonic()
         if rec.writes is None:
             rec.writes = []
         rec.writes.append("archived")
         ts.changed()
+
+    def stash_links(self, ts: TypeStore, rec: Record) -> None:
+        """An archived record leaves the association graph (HubSpot: its activities are "unassociated"); what it
+        had stays readable on the archived record itself."""
+        had = self.assoc.drop(ts.ot.name, rec.id)
+        if had:
+            links = self.archived_links.setdefault((ts.ot.name, rec.id), {})
+            for to_type, to_id, types in had:
+                links.setdefault(to_type, {})[to_id] = list(types)
+        self.associations_changed(ts.ot.name, *{to_type for to_type, _, _ in had})
+
+    def archived_targets(self, from_type: str, from_id: str, to_type: str) -> dict[str, list[int]]:
+        return self.archived_links.get((from_type, from_id), {}).get(to_type, {})
 
     def touch(self, ts: TypeStore, rec: Record, now: int) -> None:
         """A change HubSpot itself might make (a workflow, a calculated property): `updatedAt` moves."""

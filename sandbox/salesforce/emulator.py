@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from sandbox.common.emulator import Emulator
 from sandbox.common.faults import Fault, FaultConfig
+from sandbox.common.org import check_org
 from sandbox.salesforce.auth import LoginApi
 from sandbox.salesforce.bulk import BulkApi
 from sandbox.salesforce.data import SalesforceData
@@ -65,7 +66,8 @@ class SalesforceEmulator(Emulator):
         daily_api_limit: int = 1_000_000,
         api_version_default: str = "59.0",
         bulk_poll_delay_seconds: float = 0.0,
-        custom_fields: bool = True,
+        org: str = "full",
+        custom_fields: bool | None = None,
         username: str = "hub@sandbox.example",
         password: str = "sandbox",
         security_token: str = "sandbox",
@@ -80,10 +82,12 @@ class SalesforceEmulator(Emulator):
         self.api_used = 0
         self.api_version_default = api_version_default
         self.bulk_poll_delay_seconds = bulk_poll_delay_seconds
-        self.custom_fields = custom_fields
+        #: "full" or "plain" (no custom fields: QUIRKS.md); `custom_fields` overrides what the org implies
+        self.org = check_org(org)
+        self.custom_fields = org == "full" if custom_fields is None else custom_fields
         self.credentials = Credentials(username, password, security_token, client_id, client_secret)
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
-        self.schema: dict[str, SObjectType] = build_schema(custom_fields)
+        self.schema: dict[str, SObjectType] = build_schema(self.custom_fields)
         self.store = Store(self.schema, self.clock, username)
         self.org_id = make_id(ORG_PREFIX, 1, pod="Hb")
         self.cursors = Cursors(query_cursor_limit, query_cursor_idle_seconds)

@@ -10,13 +10,16 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from sandbox.common.org import check_org, default_history
 from sandbox.dynamics.data import DynamicsData
 from sandbox.hubspot.data import HubSpotData
 from sandbox.salesforce.data import SalesforceData
 from sandbox.world import stories
+from sandbox.world.history import apply_history, choose_history, history_of
 from sandbox.world.ids import DAY, HOUR, Ids, from_datetime, iso_z
-from sandbox.world.model import DYNAMICS, HUBSPOT, SALESFORCE, Plan
-from sandbox.world.oracle import evaluate_person
+from sandbox.world.model import DYNAMICS, HUBSPOT, SALESFORCE, Person, Plan
+from sandbox.world.oracle import evaluate_person, is_robust
+from sandbox.world.orgview import readable_parts
 from sandbox.world.people import Registry, make_companies, make_owners
 from sandbox.world.render_dynamics import render_dynamics
 from sandbox.world.render_hubspot import render_hubspot
@@ -167,35 +170,99 @@ CONVENTIONS = {
 }
 
 
-def build_truth(plan: Plan) -> dict[str, Any]:
+PLAIN_CONVENTIONS = {
+    **CONVENTIONS,
+    "surveys": "A plain org keeps no survey score: HubSpot has no Service Hub feedback properties (surveys are not "
+               "recorded), Salesforce has no Survey task type or Survey_Score__c (an ordinary task), Dataverse has "
+               "task category='survey' without new_surveyscore (an answer without a score: a two-way interaction, "
+               "never an advocate signal).",
+    "referrals": "Salesforce: an ordinary task (no Referral task type). Dataverse: task category='referral'.",
+    "reviews": "Salesforce: an ordinary task (no Review task type, no Review_Rating__c).",
+    "cross_ids": "No HubSpot–Salesforce integration: HubSpot contacts carry no salesforcecontactid/salesforceleadid.",
+}
+
+
+def build_truth(plan: Plan, org: str = "full") -> dict[str, Any]:
+    """The ground truth. For the full org without history it is the plan's verdict per person; otherwise
+    what a correct hub can read there (orgview.py), with each person's history and unreadable signals."""
+    extended = org != "full" or plan.history
     persons = []
     cases: dict[str, list[str]] = {}
     for person in plan.people:
-        verdict = evaluate_person(person, plan.anchor)
-        keys = [rec.source_key for rec in person.records if rec.exists]
-        persons.append({"person": person.pid, "email": person.email, "records": keys, "stage": verdict.stage,
-                        "stage_entered_at": iso_z(verdict.stage_entered_at), "segment": verdict.segment})
+        if extended:
+            persons += _readable_entries(person, plan.anchor, org, plan.history)
+        else:
+            verdict = evaluate_person(person, plan.anchor)
+            keys = [rec.source_key for rec in person.records if rec.exists]
+            persons.append({"person": person.pid, "email": person.email, "records": keys, "stage": verdict.stage,
+                            "stage_entered_at": iso_z(verdict.stage_entered_at), "segment": verdict.segment})
         for case in person.cases:
             cases.setdefault(case, []).append(person.pid)
     quarantined = [{"record": bad.source_key, "reason": bad.reason} for bad in plan.bad_records]
-    return {"seed": plan.seed, "people": len(plan.people), "anchor": iso_z(plan.anchor), "ruleset": RULESET,
-            "persons": persons, "quarantined": quarantined, "conventions": CONVENTIONS,
-            "cases": dict(sorted(cases.items()))}
+    truth = {"seed": plan.seed, "people": len(plan.people), "anchor": iso_z(plan.anchor), "ruleset": RULESET,
+             "persons": persons, "quarantined": quarantined,
+             "conventions": PLAIN_CONVENTIONS if org == "plain" else CONVENTIONS}
+    if extended:
+        truth.update({"org": org, "history": plan.history})
+        for entry in persons:
+            for flag in ("split_from", "unreadable", "full_org"):
+                if flag in entry:
+                    cases.setdefault(f"truth_{flag}", []).append(entry["person"])
+    truth["cases"] = dict(sorted(cases.items()))
+    return truth
+
+
+def _readable_entries(person: Person, anchor: int, org: str, history: bool) -> list[dict[str, Any]]:
+    """The truth entries of one person: one per part a correct hub resolves (two after a split)."""
+    everything = evaluate_person(person, anchor)
+    events = history_of(person) if history else []
+    entries = []
+    for part in readable_parts(person, org):
+        verdict = evaluate_person(part, anchor)
+        entry: dict[str, Any] = {"person": part.pid, "email": part.email,
+                                 "records": [rec.source_key for rec in part.records], "stage": verdict.stage,
+                                 "stage_entered_at": iso_z(verdict.stage_entered_at), "segment": verdict.segment}
+        systems = {rec.system for rec in part.records}
+        mine = [event for event in events if event["record"].split(":")[0] in systems]
+        if mine:
+            entry["history"] = mine
+        if part.unreadable:
+            entry["unreadable"] = part.unreadable
+        if part.split_from is not None:
+            entry["split_from"] = part.split_from
+        if (verdict.stage, verdict.stage_entered_at, verdict.segment) != (
+                everything.stage, everything.stage_entered_at, everything.segment):
+            entry["full_org"] = {"stage": everything.stage, "stage_entered_at": iso_z(everything.stage_entered_at),
+                                 "segment": everything.segment}
+        if not is_robust(part, anchor, verdict):
+            entry["robust"] = False
+        entries.append(entry)
+    return entries
 
 
 # ------------------------------------------------------------------------------------------------ world
-def generate(people: int = 2000, seed: int = 7, anchor: datetime | None = None) -> World:
+def generate(people: int = 2000, seed: int = 7, anchor: datetime | None = None, *, org: str = "full",
+             history: bool | None = None) -> World:
     """The generated customer world: three CRMs' seed data and the ground truth.
 
     `anchor` is the world's "now" (UTC; default today 00:00 UTC); every timestamp lies in the two years
-    before it. The same (people, seed, anchor) always gives the same world, byte for byte.
+    before it. The same (people, seed, anchor, org, history) always gives the same world, byte for byte.
+    `org` is "full" or "plain" (sandbox/common/org.py); `history` (default: on for "plain") adds records
+    archived or deleted before install (sandbox/world/history.py). Both keep the same people and stories.
     """
-    return world_from_plan(generate_plan(people, seed, anchor))
+    plan = generate_plan(people, seed, anchor)
+    if default_history(org) if history is None else history:
+        choose_history(plan)
+    return world_from_plan(plan, org)
 
 
-def world_from_plan(plan: Plan) -> World:
-    """Encodes a plan into the three CRMs and computes its ground truth."""
-    return World(render_hubspot(plan), render_salesforce(plan), render_dynamics(plan), build_truth(plan))
+def world_from_plan(plan: Plan, org: str = "full") -> World:
+    """Encodes a plan into the three CRMs of an `org` profile and computes its ground truth."""
+    check_org(org)
+    hubspot, salesforce, dynamics = render_hubspot(plan, org), render_salesforce(plan, org), render_dynamics(plan, org)
+    if plan.history:
+        apply_history(plan, hubspot, salesforce, dynamics)
+    return World(hubspot, salesforce, dynamics, build_truth(plan, org))
 
 
 def world_parts(world: World) -> dict[str, dict[str, Any]]:

@@ -29,6 +29,15 @@ NOTE = "note"                      # internal rep note
 TASK = "task"                      # internal to-do
 
 
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """What became of a record before the hub was installed (sandbox/world/history.py)."""
+
+    event: str                     # archived | recycle_bin | purged | deleted
+    at: int
+    readable: bool                 # can a hub installed now still read it (with its vendor's API)?
+
+
 @dataclass(eq=False, slots=True)
 class Owner:
     system: str
@@ -77,6 +86,7 @@ class Record:
     exists: bool = True            # False for a HubSpot merged-away contact (its id no longer resolves)
     cross_ids: dict[str, Record] = field(default_factory=dict)   # salesforcecontactid / salesforceleadid
     merged_ids: list[Record] = field(default_factory=list)       # HubSpot survivor: merged-away records
+    removal: Removal | None = None
 
     @property
     def source_key(self) -> str:
@@ -98,6 +108,7 @@ class Deal:
     remote_id: str = ""
     role_id: str = ""              # Salesforce OpportunityContactRole id
     modified: int = 0
+    removal: Removal | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -114,6 +125,7 @@ class Ticket:
     remote_id: str = ""
     number: str = ""
     modified: int = 0
+    removal: Removal | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -136,6 +148,7 @@ class Interaction:
     campaign: int = 0              # marketing emails: campaign id
     created: int | None = None     # record creation when it differs from `time` (scheduled meetings)
     modified: int = 0
+    removal: Removal | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -202,3 +215,4 @@ class Plan:
     campaigns: list[Campaign]
     bad_records: list[BadRecord]
     retries: dict[str, int] = field(default_factory=dict)    # why story draws were rejected (diagnostics)
+    history: bool = False          # records were archived/deleted before install (sandbox/world/history.py)

@@ -1,6 +1,7 @@
 """The plan → Dataverse (Dynamics 365): rows per entity set in Web API JSON shape, encoded as
 docs/crm-conventions.md says. Lookups are `_x_value` GUIDs (targets are resolved by GUID), option sets ints,
-datetimes `2024-02-01T10:00:00Z`; `versionnumber` grows with `modifiedon` across the whole world."""
+datetimes `2024-02-01T10:00:00Z`; `versionnumber` grows with `modifiedon` across the whole world. A `plain` org
+has no publisher-prefixed custom columns: a survey task keeps its (standard) `category` but not its score."""
 
 from __future__ import annotations
 
@@ -35,8 +36,9 @@ ENTITY_SETS = ("systemusers", "accounts", "contacts", "leads", "opportunities", 
 
 
 class _Writer:
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, org: str) -> None:
         self.plan = plan
+        self.plain = org == "plain"
         self.rng = random.Random(f"{plan.seed}/dynamics")
         #: contact → the lead it was qualified from
         self.originating = {id(r.converted_to): r.remote_id for p in plan.people for r in p.records
@@ -55,8 +57,8 @@ def _fullname(first: str | None, last: str | None) -> str | None:
     return " ".join(n for n in (first, last) if n) or None
 
 
-def render_dynamics(plan: Plan) -> Any:
-    w = _Writer(plan)
+def render_dynamics(plan: Plan, org: str = "full") -> Any:
+    w = _Writer(plan, org)
     rng = w.rng
     for owner in plan.owners[DYNAMICS]:
         w.add("systemusers", {"systemuserid": owner.remote_id, "firstname": owner.first_name,
@@ -226,10 +228,12 @@ def _activity(w: _Writer, person: Person, item: Interaction) -> None:
     elif item.kind in (TASK, SURVEY, REFERRAL):
         done = item.kind != TASK or item.outcome == "completed"
         category = {SURVEY: "survey", REFERRAL: "referral"}.get(item.kind) or rng.choice([None, "follow-up"])
-        w.add("tasks", {**common, "description": item.body or None, "category": category,
-                        "new_surveyscore": item.score if item.kind == SURVEY else None,
-                        "statecode": 1 if done else 0, "statuscode": 5 if done else 2,
-                        "actualend": iso_z(item.time) if done else None, "scheduledend": iso_z(item.time)},
-              created, item.modified)
+        row = {**common, "description": item.body or None, "category": category,
+               "new_surveyscore": item.score if item.kind == SURVEY else None,
+               "statecode": 1 if done else 0, "statuscode": 5 if done else 2,
+               "actualend": iso_z(item.time) if done else None, "scheduledend": iso_z(item.time)}
+        if w.plain:
+            del row["new_surveyscore"]
+        w.add("tasks", row, created, item.modified)
     else:  # pragma: no cover - the plan never puts other kinds in Dataverse
         raise ValueError(f"no Dataverse encoding for {item.kind}")

@@ -1,5 +1,6 @@
 """The plan → HubSpot: CRM objects (v3 shape, every property a string or null), v4 associations, owners,
-pipelines and legacy marketing email events, encoded as docs/crm-conventions.md says."""
+pipelines and legacy marketing email events, encoded as docs/crm-conventions.md says. A `plain` portal has no
+Service Hub feedback properties and no Salesforce integration, so surveys and cross-CRM ids are not stored."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def _ms(rng: random.Random) -> int:
     return rng.randint(0, 999)
 
 
-def render_hubspot(plan: Plan) -> Any:
+def render_hubspot(plan: Plan, org: str = "full") -> Any:
     rng = random.Random(f"{plan.seed}/hubspot")
     objects: dict[str, list[dict]] = {name: [] for name in ("contacts", "companies", "deals", "tickets", "calls",
                                                              "meetings", "notes", "tasks", "emails")}
@@ -72,7 +73,7 @@ def render_hubspot(plan: Plan) -> Any:
         contact = next((r for r in person.records if r.system == HUBSPOT and r.exists), None)
         if contact is None:
             continue
-        objects["contacts"].append(_contact(person, contact, rng))
+        objects["contacts"].append(_contact(person, contact, rng, plain=org == "plain"))
         if contact.company is not None:
             associations.append(("contacts", contact.remote_id, "companies",
                                  contact.company.remote_ids[HUBSPOT], ASSOC[("contacts", "companies")]))
@@ -125,7 +126,7 @@ def _obj(oid: str, created: int, modified: int, rng: random.Random, props: dict[
             "updatedAt": updated, "archived": False}
 
 
-def _contact(person: Person, rec: Record, rng: random.Random) -> dict:
+def _contact(person: Person, rec: Record, rng: random.Random, *, plain: bool) -> dict:
     items = [i for i in person.interactions if i.record is rec]
     forms = sorted((i for i in items if i.kind == FORM), key=lambda i: i.time)
     surveys = sorted((i for i in items if i.kind == SURVEY), key=lambda i: i.time)
@@ -147,10 +148,10 @@ def _contact(person: Person, rec: Record, rng: random.Random) -> dict:
             "recent_conversion_date": hubspot_time(forms[-1].time),
             "recent_conversion_event_name": forms[-1].subject, "num_conversion_events": str(len(forms)),
         })
-    if surveys:
+    if surveys and not plain:
         props["hs_feedback_last_nps_rating"] = str(surveys[-1].score)
         props["hs_feedback_last_survey_date"] = hubspot_time(surveys[-1].time)
-    for name, target in rec.cross_ids.items():
+    for name, target in rec.cross_ids.items() if not plain else ():
         props[name] = target.remote_id
     if rec.merged_ids:
         props["hs_merged_object_ids"] = ";".join(m.remote_id for m in rec.merged_ids)

@@ -1,6 +1,8 @@
 """The plan → Salesforce: records per sObject in REST JSON shape (no "attributes"), encoded as
 docs/crm-conventions.md says. Every record has an 18-character Id, CreatedDate ≤ LastModifiedDate ≤
-SystemModstamp, IsDeleted; Contacts and Leads have MasterRecordId (merge losers: IsDeleted=true)."""
+SystemModstamp, IsDeleted; Contacts and Leads have MasterRecordId (merge losers: IsDeleted=true). A `plain` org
+has none of the admin-made customisations: no `*__c` fields and no Survey/Referral/Review Task types, so such
+tasks are plain "Other" tasks there."""
 
 from __future__ import annotations
 
@@ -45,8 +47,9 @@ PROFILE_ID = sf_id("00e", 1)
 
 
 class _Writer:
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, org: str) -> None:
         self.plan = plan
+        self.plain = org == "plain"
         self.rng = random.Random(f"{plan.seed}/salesforce")
         self.admin = plan.owners[SALESFORCE][0].remote_id
         self.records: dict[str, list[dict]] = {name: [] for name in (
@@ -67,8 +70,8 @@ class _Writer:
         self.records[sobject].append(record)
 
 
-def render_salesforce(plan: Plan) -> Any:
-    w = _Writer(plan)
+def render_salesforce(plan: Plan, org: str = "full") -> Any:
+    w = _Writer(plan, org)
     rng = w.rng
     for owner in plan.owners[SALESFORCE]:
         alias = (owner.first_name[:1] + owner.last_name[:7]).lower()
@@ -247,6 +250,8 @@ def _activity(w: _Writer, person: Person, item: Interaction) -> None:
         if item.outcome != "completed":
             row.update({"Status": rng.choice(["Not Started", "In Progress"]), "IsClosed": False,
                         "CompletedDateTime": None})
+    elif item.kind in (SURVEY, REFERRAL, REVIEW) and w.plain:
+        pass                     # logged as an ordinary task: the org has no type or field for it
     elif item.kind == SURVEY:
         row.update({"Type": "Survey", "Survey_Score__c": item.score})
     elif item.kind == REFERRAL:

@@ -875,7 +875,7 @@ def _decode(world) -> dict[str, tuple[str, str, str]]:
     for t in dv["tasks"]:
         moment = ts(t["actualend"] or t["scheduledend"])
         if t["category"] == "survey":
-            item = Interaction(SURVEY, moment, score=t["new_surveyscore"])
+            item = Interaction(SURVEY, moment, score=t.get("new_surveyscore"))
         elif t["category"] == "referral":
             item = Interaction(REFERRAL, moment)
         else:
@@ -904,6 +904,149 @@ def test_truth_rederived_for_another_seed_and_anchor():
     decoded = _decode(world)
     for p in world.truth["persons"]:
         assert decoded[p["person"]] == (p["stage"], p["stage_entered_at"], p["segment"]), p["person"]
+
+
+def test_plain_org_with_history_truth_rederived_from_the_crm_records_alone(plain_history_world):
+    """What the truth says a correct hub reads in a plain org after the pre-install history is exactly what the
+    seed data still holds: surveys without scores, ordinary tasks, split persons, recycle bins, gaps."""
+    decoded = _decode(plain_history_world)
+    for p in plain_history_world.truth["persons"]:
+        assert decoded[p["person"]] == (p["stage"], p["stage_entered_at"], p["segment"]), p["person"]
+
+
+# ===================================================================================== org profiles, history
+#: digests of generate(250, 11, ANCHOR) before org profiles and history existed: the full world must not move
+FULL_WORLD_DIGESTS = {"hubspot": "add0381975e7ada1", "salesforce": "143bff282bebffd6",
+                      "dynamics": "e0ac59fd841c8e25", "truth": "7b5187d3ff6da300"}
+
+
+@pytest.fixture(scope="module")
+def plain_world(plan):
+    return world_from_plan(plan, "plain")
+
+
+@pytest.fixture(scope="module")
+def plain_history_world():
+    return generate(600, 13, ANCHOR, org="plain")
+
+
+@pytest.fixture(scope="module")
+def full_history_world():
+    return generate(600, 13, ANCHOR, org="full", history=True)
+
+
+def test_the_full_world_without_history_is_byte_identical_to_before():
+    import hashlib
+
+    for world in (generate(250, 11, ANCHOR), generate(250, 11, ANCHOR, org="full", history=False)):
+        digests = {name: hashlib.sha256(dumps(document)).hexdigest()[:16]
+                   for name, document in world_parts(world).items()}
+        assert digests == FULL_WORLD_DIGESTS
+
+
+def test_plain_and_history_worlds_are_deterministic_and_keep_the_same_people(truth):
+    first, second = generate(120, 4, ANCHOR, org="plain"), generate(120, 4, ANCHOR, org="plain")
+    for name, document in world_parts(first).items():
+        assert dumps(document) == dumps(world_parts(second)[name]), name
+    assert (first.truth["org"], first.truth["history"]) == ("plain", True)
+    assert "org" not in truth and "history" not in truth        # the full world's truth keeps its old shape
+    plain_pids = {p.get("split_from") or p["person"] for p in first.truth["persons"]}
+    assert plain_pids == {p["person"] for p in generate(120, 4, ANCHOR).truth["persons"]}
+
+
+def test_a_plain_world_stores_nothing_in_fields_a_plain_org_lacks(plain_world):
+    from sandbox.dynamics import DynamicsEmulator
+    from sandbox.hubspot import HubSpotEmulator
+    from sandbox.salesforce import SalesforceEmulator
+
+    lacking = {"hs_feedback_last_nps_rating", "hs_feedback_last_survey_date", "salesforcecontactid",
+               "salesforceleadid"}
+    for rows in plain_world.hubspot.objects.values():
+        assert not any(lacking & row["properties"].keys() for row in rows)
+    for rows in plain_world.salesforce.records.values():
+        assert not any(key.endswith("__c") for row in rows for key in row)
+    assert {row["Type"] for row in plain_world.salesforce.records["Task"]} <= {"Call", "Other"}
+    for rows in plain_world.dynamics.rows.values():
+        assert not any(key.startswith("new_") for row in rows for key in row)
+    assert any(row["category"] == "survey" for row in plain_world.dynamics.rows["tasks"])   # a standard column
+    hubspot = HubSpotEmulator(org="plain")
+    hubspot.load(plain_world.hubspot)                # the loaders are strict: an unknown field would raise
+    assert hubspot.load_warnings == []
+    SalesforceEmulator(org="plain").load(plain_world.salesforce)
+    DynamicsEmulator(org="plain").load(plain_world.dynamics)
+
+
+def test_the_plain_journey_differs_from_the_full_one_only_where_a_signal_was_unreadable(plain_world, truth):
+    full = {p["person"]: p for p in truth["persons"]}
+    verdict = lambda p: (p["stage"], p["stage_entered_at"], p["segment"])  # noqa: E731
+    changed = split = 0
+    for entry in plain_world.truth["persons"]:
+        origin = full[entry.get("split_from") or entry["person"]]
+        if "unreadable" not in entry:
+            assert verdict(entry) == verdict(origin) and "full_org" not in entry, entry["person"]
+            assert entry["records"] == origin["records"]
+            continue
+        assert all(item["reason"] for item in entry["unreadable"])
+        if "full_org" in entry:
+            changed += 1
+            assert verdict(entry["full_org"]) == verdict(origin) != verdict(entry)
+        else:
+            assert verdict(entry) == verdict(origin) or "split_from" in entry
+        if "split_from" in entry:
+            split += 1
+            halves = [p for p in plain_world.truth["persons"] if p.get("split_from") == entry["split_from"]]
+            assert sorted(k for p in halves for k in p["records"]) == sorted(origin["records"])
+            assert any("salesforcecontactid" in item["reason"] for item in entry["unreadable"])
+    assert changed > 20 and split >= 2
+    robust = [p for p in plain_world.truth["persons"] if p.get("robust") is False]
+    assert len(robust) <= 5 and all("unreadable" in p for p in robust)     # only ever where a signal was lost
+
+
+def test_history_is_seeded_the_way_each_vendor_keeps_it(full_history_world):
+    world = full_history_world
+    hubspot = {(name, row["id"]): row for name, rows in world.hubspot.objects.items() for row in rows}
+    salesforce = {row["Id"]: row for rows in world.salesforce.records.values() for row in rows}
+    dataverse = {value for rows in world.dynamics.rows.values() for row in rows
+                 for key, value in row.items() if key.endswith("id") and not key.startswith("_")}
+    events = [e for p in world.truth["persons"] for e in p.get("history", [])]
+    kinds = Counter(e["event"] for e in events)
+    assert set(kinds) == {"archived", "recycle_bin", "purged", "deleted", "merged"}, kinds
+    anchor = ts(world.truth["anchor"])
+    for event in events:
+        system, object_type, remote_id = event["record"].split(":")
+        at = ts(event["at"])
+        assert at < anchor
+        if event["event"] == "archived":
+            row = hubspot[(object_type, remote_id)]
+            assert row["archived"] is True and ts(row["archivedAt"]) == at and at > anchor - 90 * DAY
+            assert ts(row["updatedAt"]) < at
+        elif event["event"] == "recycle_bin":
+            row = salesforce[remote_id]
+            assert row["IsDeleted"] is True and ts(row["SystemModstamp"]) == at > anchor - 15 * DAY
+        elif event["event"] == "purged":
+            assert (object_type, remote_id) not in hubspot and remote_id not in salesforce
+            assert at < anchor - (90 if system == HUBSPOT else 15) * DAY
+        elif event["event"] == "deleted":
+            assert system == DYNAMICS and remote_id not in dataverse
+        assert event["readable"] == (event["event"] in ("archived", "recycle_bin", "merged"))
+
+
+def test_history_readable_by_the_hub_does_not_change_anyones_journey(full_history_world):
+    """journey.md: history does not shrink. Where everything removed before install is still readable, the
+    truth is the no-history truth; only unreadable (purged, Dataverse-deleted) evidence may change it."""
+    before = {p["person"]: p for p in generate(600, 13, ANCHOR).truth["persons"]}
+    verdict = lambda p: (p["stage"], p["stage_entered_at"], p["segment"])  # noqa: E731
+    unreadable = 0
+    for entry in full_history_world.truth["persons"]:
+        original = before[entry["person"]]
+        assert entry["records"] == original["records"]
+        if "unreadable" not in entry:
+            assert verdict(entry) == verdict(original) and "full_org" not in entry, entry["person"]
+        else:
+            unreadable += 1
+            assert all(item["record"] in {e["record"] for e in entry["history"]} for item in entry["unreadable"])
+            assert entry.get("robust", True), entry["person"]
+    assert unreadable > 10
 
 
 # ===================================================================================== emulators
