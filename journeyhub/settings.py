@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any, ClassVar, TypeVar, cast
 
 from pydantic import AfterValidator, Field, PrivateAttr, create_model, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
@@ -100,6 +100,12 @@ class HubAdditions:
     """What the hub adds to a connector's settings: Prefect Secret blocks for its secrets (`<name>_block`) and
     the override of its API budget (`journeyhub_rate`)."""
 
+    package_name: ClassVar[str]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled by system name: the class is built at run time, so pickle cannot find it by its own."""
+        return _restore, (self.package_name, self.__getstate__())  # type: ignore[attr-defined]
+
     def provided(self, name: str) -> bool:
         return super().provided(name) or bool(getattr(self, f"{name}_block", None))  # type: ignore[misc]
 
@@ -124,9 +130,17 @@ def hub_settings_class(crm: ConnectorPackage) -> type[ConnectorSettings]:
     fields["journeyhub_rate"] = (Annotated[str | None, AfterValidator(_rate_format)], Field(
         None, validation_alias=f"JOURNEYHUB_RATE_{crm.name.upper()}",
         description=f"{crm.label}'s API budget as `burst/per-second` (default {crm.rate[0]}/{crm.rate[1]:g})"))
-    return cast(type[ConnectorSettings], create_model(
-        crm.settings.__name__, __base__=(ReadsHubEnvironment, HubAdditions, crm.settings),
-        __module__=crm.settings.__module__, **fields))
+    cls = create_model(crm.settings.__name__, __base__=(ReadsHubEnvironment, HubAdditions, crm.settings),
+                       __module__=crm.settings.__module__, **fields)
+    cls.package_name = crm.name
+    return cast(type[ConnectorSettings], cls)
+
+
+def _restore(name: str, state: dict[str, Any]) -> ConnectorSettings:
+    cls = hub_settings_class(package(name))
+    settings = cls.__new__(cls)
+    settings.__setstate__(state)
+    return settings
 
 
 # ---------------------------------------------------------------------------------------------- the hub

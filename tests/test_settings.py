@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 from pydantic import ValidationError
 
@@ -99,3 +101,11 @@ def test_a_secret_block_variable_counts_as_the_secret_being_set() -> None:
                                   "SALESFORCE_USERNAME": "ops@acme.com", "SALESFORCE_PASSWORD_BLOCK": "sf-password"})
     assert settings.enabled_systems() == ["hubspot", "salesforce"]
     assert settings.problems() == ["SALESFORCE_USERNAME is set but SALESFORCE_SECURITY_TOKEN is missing"]
+
+
+def test_settings_survive_a_pickle_round_trip_with_their_crm_settings() -> None:
+    settings = Settings.from_env({"HUBSPOT_ACCESS_TOKEN": "pat-1", "JOURNEYHUB_RATE_HUBSPOT": "7/0.5"})
+    assert settings.hubspot.token() == "pat-1"
+    copied = pickle.loads(pickle.dumps(settings))
+    assert copied.enabled_systems() == ["hubspot"] and copied.rate("hubspot") == (7, 0.5)
+    assert copied.hubspot.token() == "pat-1" and type(copied.hubspot) is type(settings.hubspot)
