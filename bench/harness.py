@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 
-def hub_settings(env: dict[str, str], database: Path) -> Any:
-    """Settings pointing at the emulators and a fresh, migrated SQLite database (as `journeyhub` reads them)."""
+@contextmanager
+def hub_settings(env: dict[str, str], database: Path) -> Iterator[Any]:
+    """Settings read from `env` alone, pointing at the emulators and a fresh, migrated SQLite database; the
+    connectors opened for them are closed on exit."""
     from canonical.db import make_engine
     from canonical.schema import upgrade
     from flows import sync as sync_flow
+    from journeyhub.settings import Settings
 
     url = f"sqlite:///{database}"
     upgrade(make_engine(url))
-    return sync_flow.settings_from_environment({**env, "JOURNEYHUB_DATABASE_URL": url})
+    settings = Settings.from_env({**env, "JOURNEYHUB_DATABASE_URL": url})
+    try:
+        yield settings
+    finally:
+        sync_flow.close_connectors(settings)
 
 
 def http_calls(counts: dict[str, int]) -> int:

@@ -8,10 +8,9 @@ retriable one that outlives the connector's own retries fails the task, which Pr
 
 from __future__ import annotations
 
-import os
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,32 +31,29 @@ from journeyhub.settings import Settings, SystemName
 
 #: reference data first, then people, then what refers to them
 ENTITY_ORDER = ["owner", "pipeline_stage", "company", "person", "deal", "ticket", "association", "interaction"]
-_connectors: dict[tuple[str, int], Connector] = {}
+#: the connectors opened per settings object (by id), dropped when those settings are garbage-collected
+_connectors: dict[int, dict[str, Connector]] = {}
 _lock = threading.Lock()
 
 
 def connector_for(system: SystemName, settings: Settings) -> Connector:
     """One connector per CRM per settings per process: tokens and sessions are reused across tasks."""
-    key = (system, id(settings))
     with _lock:
-        if key not in _connectors:
-            _connectors[key] = open_connector(system, settings, throttle=throttle(system) if under_prefect() else None)
-        return _connectors[key]
+        opened = _connectors.get(id(settings))
+        if opened is None:
+            opened = _connectors[id(settings)] = {}
+            weakref.finalize(settings, _connectors.pop, id(settings), None)
+        if system not in opened:
+            opened[system] = open_connector(system, settings, throttle=throttle(system) if under_prefect() else None)
+        return opened[system]
 
 
-@contextmanager
-def settings_from_environment(values: dict[str, str]) -> Iterator[Settings]:
-    """Settings read as a fresh process would read them with `values` in its environment (tests, benchmarks,
-    an embedded run); the environment and the cached connectors are restored on exit."""
-    saved = dict(os.environ)
-    os.environ.update(values)
-    _connectors.clear()
-    try:
-        yield Settings()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        _connectors.clear()
+def close_connectors(settings: Settings) -> None:
+    """Close and forget the connectors opened for `settings` (an embedded run or a test that is done)."""
+    with _lock:
+        opened = _connectors.pop(id(settings), {})
+    for connector in opened.values():
+        connector.close()
 
 
 def ordered_objects(mappings: dict[str, MappingSpec], only: list[str] | None = None) -> list[str]:

@@ -1,235 +1,43 @@
 """Settings from environment variables (and an optional `.env`), validated by pydantic-settings.
 
-A CRM is enabled when its credentials are present. Secrets are `SecretStr` (printed as `**********`) and may
-instead come from Prefect Secret blocks named by the `*_BLOCK` variables. `problems()` lists incomplete
-configurations in words an IT admin can act on.
+`Settings` holds the hub's own settings (`JOURNEYHUB_*`) and composes each registered CRM's settings, which
+its connector package declares (`connectors/<crm>/settings.py`, e.g. `HUBSPOT_*`). A CRM is enabled when its
+credentials are present; `problems()` lists incomplete configurations in words an IT admin can act on.
+
+The hub adds two things to every CRM's settings: each secret may come from a Prefect Secret block named by
+`<SECRET>_BLOCK` (e.g. `HUBSPOT_ACCESS_TOKEN_BLOCK`), fetched only when a connector is opened, and the CRM's
+API budget may be overridden by `JOURNEYHUB_RATE_<SYSTEM>`. Secrets are `SecretStr` (printed as `**********`).
+
+`Settings()` reads the process environment and `.env`; `Settings.from_env(mapping)` reads that mapping only
+(tests, benchmarks, embedded runs), so nothing of the real environment leaks in.
 """
 
 from __future__ import annotations
 
-from functools import cached_property
+from collections.abc import Mapping
+from contextvars import ContextVar
+from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, ClassVar, TypeVar, cast
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AfterValidator, Field, PrivateAttr, create_model, field_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from canonical.db import DEFAULT_DATABASE_URL, normalize_url
+from connectors.dynamics.settings import DynamicsSettings
+from connectors.hubspot.settings import HubSpotSettings
+from connectors.package import ConnectorPackage, ConnectorSettings
+from connectors.registry import PACKAGES, SystemName, package
+from connectors.salesforce.settings import SalesforceSettings
 
-SystemName = Literal["hubspot", "salesforce", "dynamics"]
-SYSTEMS: tuple[SystemName, ...] = ("hubspot", "salesforce", "dynamics")
-#: each CRM's API budget as (burst, requests per second), sized to the vendors' documented limits: HubSpot 190
-#: requests per 10 s for a private app, Salesforce by daily allocation, Dataverse 6,000 per 5 minutes per user
-DEFAULT_RATES: dict[str, tuple[int, float]] = {"hubspot": (190, 19.0), "salesforce": (100, 25.0),
-                                               "dynamics": (600, 20.0)}
+__all__ = ["SYSTEMS", "Settings", "SystemName", "load_settings", "parse_rate"]
 
+#: the registered system names, in order (a live view of `connectors.registry.PACKAGES`)
+SYSTEMS = PACKAGES.keys()
 
-def _config(prefix: str) -> SettingsConfigDict:
-    return SettingsConfigDict(env_prefix=prefix, env_file=".env", extra="ignore", case_sensitive=False)
-
-
-def secret_value(secret: SecretStr | None, block: str | None) -> str | None:
-    """The secret's value, from the variable or else from the named Prefect Secret block."""
-    if secret is not None and secret.get_secret_value():
-        return secret.get_secret_value()
-    if block:
-        from prefect.blocks.system import Secret
-
-        return str(Secret.load(block).get())
-    return None
-
-
-class HubSpotSettings(BaseSettings):
-    model_config = _config("HUBSPOT_")
-
-    access_token: SecretStr | None = None
-    access_token_block: str | None = Field(None, description="Prefect Secret block holding the token")
-    base_url: str = "https://api.hubapi.com"
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.access_token or self.access_token_block)
-
-    def problems(self) -> list[str]:
-        return []
-
-    def token(self) -> str | None:
-        return secret_value(self.access_token, self.access_token_block)
-
-
-class SalesforceSettings(BaseSettings):
-    model_config = _config("SALESFORCE_")
-
-    instance_url: str | None = None
-    access_token: SecretStr | None = None
-    access_token_block: str | None = None
-    username: str | None = None
-    password: SecretStr | None = None
-    password_block: str | None = None
-    security_token: SecretStr | None = None
-    security_token_block: str | None = None
-    domain: str = "login"
-    client_id: str | None = None
-    client_secret: SecretStr | None = None
-    client_secret_block: str | None = None
-    api_version: str = "59.0"
-    batch_size: int = Field(2000, ge=200, le=2000, description="records per query batch (Sforce-Query-Options)")
-    bulk_threshold: int = Field(50_000, ge=0, description="first loads of larger objects use Bulk API 2.0")
-
-    @property
-    def auth_method(self) -> Literal["session", "password", "client_credentials"] | None:
-        if self.access_token or self.access_token_block:
-            return "session"
-        if self.username:
-            return "password"
-        if self.client_id:
-            return "client_credentials"
-        return None
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.instance_url and self.auth_method)
-
-    def problems(self) -> list[str]:
-        method = self.auth_method
-        if not self.instance_url and method:
-            return ["Salesforce credentials are set but SALESFORCE_INSTANCE_URL is missing "
-                    "(e.g. https://acme.my.salesforce.com)"]
-        if method == "password":
-            missing = [name for name, value in (
-                ("SALESFORCE_PASSWORD", self.password or self.password_block),
-                ("SALESFORCE_SECURITY_TOKEN", self.security_token or self.security_token_block),
-            ) if not value]
-            if missing:
-                return [f"SALESFORCE_USERNAME is set but {' and '.join(missing)} "
-                        f"{'is' if len(missing) == 1 else 'are'} missing"]
-        if method == "client_credentials" and not (self.client_secret or self.client_secret_block):
-            return ["SALESFORCE_CLIENT_ID is set but SALESFORCE_CLIENT_SECRET is missing"]
-        if self.instance_url and not method:
-            return ["SALESFORCE_INSTANCE_URL is set but no credentials: set SALESFORCE_ACCESS_TOKEN, or "
-                    "SALESFORCE_USERNAME + SALESFORCE_PASSWORD + SALESFORCE_SECURITY_TOKEN, or "
-                    "SALESFORCE_CLIENT_ID + SALESFORCE_CLIENT_SECRET"]
-        return []
-
-    def secret(self, name: Literal["access_token", "password", "security_token", "client_secret"]) -> str | None:
-        return secret_value(getattr(self, name), getattr(self, f"{name}_block"))
-
-
-class DynamicsSettings(BaseSettings):
-    model_config = _config("DYNAMICS_")
-
-    url: str | None = None
-    access_token: SecretStr | None = None
-    access_token_block: str | None = None
-    tenant_id: str | None = None
-    client_id: str | None = None
-    client_secret: SecretStr | None = None
-    client_secret_block: str | None = None
-    token_url: str | None = None
-    api_version: str = "v9.2"
-
-    @property
-    def auth_method(self) -> Literal["token", "client_credentials"] | None:
-        if self.access_token or self.access_token_block:
-            return "token"
-        if self.client_id or self.tenant_id:
-            return "client_credentials"
-        return None
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.url and self.auth_method)
-
-    def problems(self) -> list[str]:
-        method = self.auth_method
-        if not self.url and method:
-            return ["Dynamics credentials are set but DYNAMICS_URL is missing (e.g. https://acme.crm.dynamics.com)"]
-        if method == "client_credentials":
-            missing = [name for name, value in (
-                ("DYNAMICS_TENANT_ID", self.tenant_id or self.token_url),
-                ("DYNAMICS_CLIENT_ID", self.client_id),
-                ("DYNAMICS_CLIENT_SECRET", self.client_secret or self.client_secret_block),
-            ) if not value]
-            if missing:
-                return [f"Dynamics client-credentials login needs {', '.join(missing)}"]
-        if self.url and not method:
-            return ["DYNAMICS_URL is set but no credentials: set DYNAMICS_ACCESS_TOKEN, or DYNAMICS_TENANT_ID + "
-                    "DYNAMICS_CLIENT_ID + DYNAMICS_CLIENT_SECRET"]
-        return []
-
-    @property
-    def resolved_token_url(self) -> str | None:
-        if self.token_url:
-            return self.token_url
-        if self.tenant_id:
-            return f"https://login.microsoftonline.com/{self.tenant_id}/oauth2/v2.0/token"
-        return None
-
-    def secret(self, name: Literal["access_token", "client_secret"]) -> str | None:
-        return secret_value(getattr(self, name), getattr(self, f"{name}_block"))
-
-
-class Settings(BaseSettings):
-    """Everything Journey Hub reads from the environment."""
-
-    model_config = _config("JOURNEYHUB_")
-
-    database_url: str = DEFAULT_DATABASE_URL
-    mappings_dir: Path | None = Field(None, description="a folder replacing the packaged mappings/")
-    page_task_size: int = Field(5, ge=1, description="pages (groups) pulled per Prefect task")
-    store_group_records: int = Field(1000, ge=1, description="API pages are stored together up to this many records "
-                                                             "per transaction (1: every page alone)")
-    map_in_worker: bool = Field(True, description="large pulls map their pages in a worker process while this "
-                                                  "one reads and writes")
-    map_in_worker_after: int = Field(1000, ge=0, description="records a pull reads before its mapping moves to "
-                                                             "the worker (small incremental pulls never start it)")
-
-    rate_hubspot: str | None = Field(None, description="HubSpot's API budget as `burst/per-second` (default 190/19)")
-    rate_salesforce: str | None = Field(None, description="Salesforce's API budget as `burst/per-second` (100/25)")
-    rate_dynamics: str | None = Field(None, description="Dataverse's API budget as `burst/per-second` (600/20)")
-
-    @field_validator("rate_hubspot", "rate_salesforce", "rate_dynamics")
-    @classmethod
-    def _rate_format(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_rate(value)
-        return value
-
-    def rate(self, system: str) -> tuple[int, float]:
-        """(burst, requests per second) of one CRM's API budget: JOURNEYHUB_RATE_<SYSTEM>, else the default."""
-        configured = getattr(self, f"rate_{system}", None)
-        return parse_rate(configured) if configured else DEFAULT_RATES[system]
-
-    @property
-    def worker_after(self) -> int | None:
-        """When pulls hand their mapping to the worker process (None: never)."""
-        return self.map_in_worker_after if self.map_in_worker else None
-
-    @field_validator("database_url")
-    @classmethod
-    def _normalize(cls, value: str) -> str:
-        return normalize_url(value.strip())
-
-    @cached_property
-    def hubspot(self) -> HubSpotSettings:
-        return HubSpotSettings()
-
-    @cached_property
-    def salesforce(self) -> SalesforceSettings:
-        return SalesforceSettings()
-
-    @cached_property
-    def dynamics(self) -> DynamicsSettings:
-        return DynamicsSettings()
-
-    def system(self, name: SystemName) -> HubSpotSettings | SalesforceSettings | DynamicsSettings:
-        return getattr(self, name)
-
-    def enabled_systems(self) -> list[SystemName]:
-        return [name for name in SYSTEMS if self.system(name).enabled]
-
-    def problems(self) -> list[str]:
-        return [problem for name in SYSTEMS for problem in self.system(name).problems()]
+_S = TypeVar("_S", bound=BaseSettings)
+#: the variables settings are being read from (None: the process environment and `.env`)
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("journeyhub_environ", default=None)
 
 
 def parse_rate(value: str) -> tuple[int, float]:
@@ -242,6 +50,167 @@ def parse_rate(value: str) -> tuple[int, float]:
     if parsed[0] < 1 or parsed[1] <= 0:
         raise ValueError(f"{value!r}: the burst must be at least 1 and the rate above 0")
     return parsed
+
+
+def _rate_format(value: str | None) -> str | None:
+    if value is not None:
+        parse_rate(value)
+    return value
+
+
+# ---------------------------------------------------------------------------------------------- sources
+class MappingSource(EnvSettingsSource):
+    """Environment variables taken from a mapping instead of `os.environ` (same prefixes, same rules)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self.environ = environ  # before the base reads the variables
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {name if self.case_sensitive else name.lower(): value for name, value in self.environ.items()}
+
+
+class ReadsHubEnvironment:
+    """Settings classes the hub reads: from the process environment and `.env`, or — while `read` runs
+    with a mapping — from that mapping alone."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        environ = _ENVIRON.get()
+        if environ is None:
+            return init_settings, env_settings, dotenv_settings, file_secret_settings
+        return init_settings, MappingSource(settings_cls, environ)
+
+
+def read(cls: type[_S], environ: Mapping[str, str] | None) -> _S:
+    """An instance of settings class `cls` read from `environ` (None: the process environment and `.env`)."""
+    token = _ENVIRON.set(environ)
+    try:
+        return cls()
+    finally:
+        _ENVIRON.reset(token)
+
+
+# ---------------------------------------------------------------------------------------------- CRMs
+class HubAdditions:
+    """What the hub adds to a connector's settings: Prefect Secret blocks for its secrets (`<name>_block`) and
+    the override of its API budget (`journeyhub_rate`)."""
+
+    package_name: ClassVar[str]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled by system name: the class is built at run time, so pickle cannot find it by its own."""
+        return _restore, (self.package_name, self.__getstate__())  # type: ignore[attr-defined]
+
+    def provided(self, name: str) -> bool:
+        return super().provided(name) or bool(getattr(self, f"{name}_block", None))  # type: ignore[misc]
+
+    def secret(self, name: str) -> str | None:
+        value: str | None = super().secret(name)  # type: ignore[misc]
+        block = getattr(self, f"{name}_block", None)
+        if value is None and block:
+            from prefect.blocks.system import Secret
+
+            value = str(Secret.load(block).get())
+        return value
+
+
+@cache
+def hub_settings_class(crm: ConnectorPackage) -> type[ConnectorSettings]:
+    """The connector's settings class as the hub reads it: with a `<secret>_block` field per secret and the
+    `JOURNEYHUB_RATE_<SYSTEM>` override."""
+    prefix = str(crm.settings.model_config.get("env_prefix", "")).upper()
+    fields: dict[str, Any] = {
+        f"{name}_block": (str | None, Field(None, description=f"Prefect Secret block holding {prefix}{name.upper()}"))
+        for name in crm.settings.secret_fields}
+    fields["journeyhub_rate"] = (Annotated[str | None, AfterValidator(_rate_format)], Field(
+        None, validation_alias=f"JOURNEYHUB_RATE_{crm.name.upper()}",
+        description=f"{crm.label}'s API budget as `burst/per-second` (default {crm.rate[0]}/{crm.rate[1]:g})"))
+    cls = create_model(crm.settings.__name__, __base__=(ReadsHubEnvironment, HubAdditions, crm.settings),
+                       __module__=crm.settings.__module__, **fields)
+    cls.package_name = crm.name
+    return cast(type[ConnectorSettings], cls)
+
+
+def _restore(name: str, state: dict[str, Any]) -> ConnectorSettings:
+    cls = hub_settings_class(package(name))
+    settings = cls.__new__(cls)
+    settings.__setstate__(state)
+    return settings
+
+
+# ---------------------------------------------------------------------------------------------- the hub
+class Settings(ReadsHubEnvironment, BaseSettings):
+    """Everything Journey Hub reads from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="JOURNEYHUB_", env_file=".env", extra="ignore",
+                                      case_sensitive=False)
+
+    database_url: str = DEFAULT_DATABASE_URL
+    mappings_dir: Path | None = Field(None, description="a folder replacing the packaged mappings/")
+    page_task_size: int = Field(5, ge=1, description="pages (groups) pulled per Prefect task")
+    store_group_records: int = Field(1000, ge=1, description="API pages are stored together up to this many records "
+                                                             "per transaction (1: every page alone)")
+    map_in_worker: bool = Field(True, description="large pulls map their pages in a worker process while this "
+                                                  "one reads and writes")
+    map_in_worker_after: int = Field(1000, ge=0, description="records a pull reads before its mapping moves to "
+                                                             "the worker (small incremental pulls never start it)")
+
+    _environ: Mapping[str, str] | None = PrivateAttr(None)
+    _systems: dict[str, ConnectorSettings] = PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Settings read from `environ` alone, as a process with exactly that environment (and no `.env`)
+        would read them; the CRMs' settings are read from it too."""
+        environ = dict(environ)
+        settings = read(cls, environ)
+        settings._environ = environ
+        return settings
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalize(cls, value: str) -> str:
+        return normalize_url(value.strip())
+
+    @property
+    def worker_after(self) -> int | None:
+        """When pulls hand their mapping to the worker process (None: never)."""
+        return self.map_in_worker_after if self.map_in_worker else None
+
+    # ------------------------------------------------------------------ the CRMs
+    def system(self, name: SystemName) -> ConnectorSettings:
+        """The settings of the CRM registered as `name`, read (once) from the same source as these."""
+        if name not in self._systems:
+            self._systems[name] = read(hub_settings_class(package(name)), self._environ)
+        return self._systems[name]
+
+    def enabled_systems(self) -> list[SystemName]:
+        return [name for name in SYSTEMS if self.system(name).enabled]
+
+    def problems(self) -> list[str]:
+        return [problem for name in SYSTEMS for problem in self.system(name).problems()]
+
+    def rate(self, system: SystemName) -> tuple[int, float]:
+        """(burst, requests per second) of one CRM's API budget: JOURNEYHUB_RATE_<SYSTEM>, else the package's."""
+        configured = getattr(self.system(system), "journeyhub_rate", None)
+        return parse_rate(configured) if configured else package(system).rate
+
+    @property
+    def hubspot(self) -> HubSpotSettings:
+        return cast(HubSpotSettings, self.system("hubspot"))
+
+    @property
+    def salesforce(self) -> SalesforceSettings:
+        return cast(SalesforceSettings, self.system("salesforce"))
+
+    @property
+    def dynamics(self) -> DynamicsSettings:
+        return cast(DynamicsSettings, self.system("dynamics"))
 
 
 def load_settings() -> Settings:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
+from pydantic import ValidationError
 
 from journeyhub.settings import Settings
 
@@ -67,3 +70,42 @@ def test_plain_postgresql_urls_mean_psycopg(monkeypatch: pytest.MonkeyPatch) -> 
 def test_dotenv_is_read(tmp_path: pytest.TempPathFactory) -> None:
     (tmp_path / ".env").write_text("HUBSPOT_ACCESS_TOKEN=from-dotenv\n")  # type: ignore[operator]
     assert Settings().hubspot.token() == "from-dotenv"
+
+
+def test_settings_from_a_mapping_read_nothing_of_the_process_environment(monkeypatch: pytest.MonkeyPatch,
+                                                                         tmp_path: pytest.TempPathFactory) -> None:
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "from-the-process")
+    monkeypatch.setenv("JOURNEYHUB_PAGE_TASK_SIZE", "9")
+    (tmp_path / ".env").write_text("DYNAMICS_URL=https://from-dotenv.crm.dynamics.com\nDYNAMICS_ACCESS_TOKEN=t\n")  # type: ignore[operator]
+    settings = Settings.from_env({"SALESFORCE_INSTANCE_URL": "https://acme.my.salesforce.com",
+                                  "salesforce_access_token": "00D!session", "JOURNEYHUB_DATABASE_URL": "sqlite:///x.db"})
+    assert settings.enabled_systems() == ["salesforce"]
+    assert settings.salesforce.secret("access_token") == "00D!session"
+    assert (settings.database_url, settings.page_task_size) == ("sqlite:///x.db", 5)
+    assert Settings().enabled_systems() == ["hubspot", "dynamics"], "Settings() still reads the process and .env"
+
+
+def test_each_crm_api_budget_is_its_package_default_unless_overridden(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOURNEYHUB_RATE_HUBSPOT", "40")
+    monkeypatch.setenv("JOURNEYHUB_RATE_SALESFORCE", "50/2.5")
+    settings = Settings()
+    assert [settings.rate(name) for name in ("hubspot", "salesforce", "dynamics")] == [(40, 40.0), (50, 2.5),
+                                                                                      (600, 20.0)]
+    with pytest.raises(ValidationError, match=r"JOURNEYHUB_RATE_DYNAMICS[^']*'fast' is not a rate"):
+        Settings.from_env({"JOURNEYHUB_RATE_DYNAMICS": "fast"}).rate("dynamics")
+
+
+def test_a_secret_block_variable_counts_as_the_secret_being_set() -> None:
+    settings = Settings.from_env({"HUBSPOT_ACCESS_TOKEN_BLOCK": "hubspot-token",
+                                  "SALESFORCE_INSTANCE_URL": "https://acme.my.salesforce.com",
+                                  "SALESFORCE_USERNAME": "ops@acme.com", "SALESFORCE_PASSWORD_BLOCK": "sf-password"})
+    assert settings.enabled_systems() == ["hubspot", "salesforce"]
+    assert settings.problems() == ["SALESFORCE_USERNAME is set but SALESFORCE_SECURITY_TOKEN is missing"]
+
+
+def test_settings_survive_a_pickle_round_trip_with_their_crm_settings() -> None:
+    settings = Settings.from_env({"HUBSPOT_ACCESS_TOKEN": "pat-1", "JOURNEYHUB_RATE_HUBSPOT": "7/0.5"})
+    assert settings.hubspot.token() == "pat-1"
+    copied = pickle.loads(pickle.dumps(settings))
+    assert copied.enabled_systems() == ["hubspot"] and copied.rate("hubspot") == (7, 0.5)
+    assert copied.hubspot.token() == "pat-1" and type(copied.hubspot) is type(settings.hubspot)

@@ -4,7 +4,8 @@ Every call goes through `DataverseClient.request`, which runs it under the share
 every HTTP or network failure into a `connectors.errors` class, so nothing above this module sees httpx.
 Tokens come from a static access token or from Entra ID client credentials (an `httpx.Auth` flow that
 caches the token until shortly before it expires and fetches a new one once when Dataverse answers 401).
-Every HTTP request — data, `$batch` and token calls alike — is counted in `api_calls`.
+Every HTTP request — data, `$batch` and token calls alike — is counted on the shared request meter
+(`connectors.meter`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from connectors.errors import (
     SkippableError,
     UpstreamError,
 )
+from connectors.meter import RequestMeter
 from connectors.retry import DEFAULT_POLICY, RetryPolicy
 
 log = logging.getLogger("journeyhub.connectors.dynamics")
@@ -234,21 +236,20 @@ class DataverseClient:
     def __init__(self, config: DynamicsConfig) -> None:
         config.validate()
         self.config = config
-        self.api_calls = 0
+        self.meter = RequestMeter(config.throttle)
         self.auth = make_auth(config)
         self._http = httpx.Client(
             base_url=config.api_root, auth=self.auth, timeout=config.timeout_seconds,
             headers={"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"},
-            event_hooks={"request": [self._count]})
+            event_hooks={"request": [lambda _request: self.meter.request()]})
 
     @property
     def root(self) -> str:
         return self.config.api_root
 
-    def _count(self, _request: httpx.Request) -> None:
-        self.api_calls += 1
-        if self.config.throttle is not None:
-            self.config.throttle()
+    @property
+    def api_calls(self) -> int:
+        return self.meter.calls
 
     def request(self, method: str, url: str, *, params: dict[str, str] | None = None,
                 headers: dict[str, str] | None = None, content: bytes | None = None) -> httpx.Response:

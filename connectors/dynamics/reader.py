@@ -22,6 +22,7 @@ from connectors.base import FieldInfo, ObjectDescription, Page, RemoteRecord
 from connectors.dynamics.client import DataverseClient, RequestRejected
 from connectors.dynamics.objects import SYSTEM, EntitySet, logical_name
 from connectors.errors import FatalError
+from connectors.meter import PageCalls
 
 log = logging.getLogger("journeyhub.connectors.dynamics")
 
@@ -137,18 +138,6 @@ def _modified(record: RemoteRecord) -> str:
     return format_time(record.modified_at) if record.modified_at else ""
 
 
-class _Meter:
-    """API calls spent since the previous page (retries and token calls included)."""
-
-    def __init__(self, client: DataverseClient) -> None:
-        self.client = client
-        self.mark = client.api_calls
-
-    def take(self) -> int:
-        spent, self.mark = self.client.api_calls - self.mark, self.client.api_calls
-        return spent
-
-
 # ---------------------------------------------------------------------------------------------- reader
 class Reader:
     """Pages of one table from a cursor; see the module docstring for the two modes and the cursor."""
@@ -158,7 +147,7 @@ class Reader:
         self.page_size = page_size
 
     def read(self, entity: EntitySet, cursor: str | None, full: bool) -> Iterator[Page]:
-        meter = _Meter(self.client)
+        meter = self.client.meter.pages()
         state = None if full else self._resumable(entity, cursor)
         if state is None:
             yield from self._fresh(entity, meter)
@@ -177,14 +166,14 @@ class Reader:
             return None
         return state
 
-    def _fresh(self, entity: EntitySet, meter: _Meter) -> Iterator[Page]:
+    def _fresh(self, entity: EntitySet, meter: PageCalls) -> Iterator[Page]:
         if entity.tracked:
             yield from self._tracked(entity, Cursor("initial", columns=fingerprint(entity)), meter)
         else:
             yield from self._by_modifiedon(entity, Cursor("modifiedon"), meter)
 
     # ------------------------------------------------------------------ change tracking
-    def _tracked(self, entity: EntitySet, state: Cursor, meter: _Meter) -> Iterator[Page]:
+    def _tracked(self, entity: EntitySet, state: Cursor, meter: PageCalls) -> Iterator[Page]:
         """A change-tracking read from `state`: the initial load, its continuation, or a delta read."""
         url = state.next or state.link
         try:
@@ -194,7 +183,7 @@ class Reader:
             return
         yield from self._tracked_pages(entity, state.link if state.mode == "delta" else None, body, meter)
 
-    def _rejected(self, entity: EntitySet, state: Cursor, error: RequestRejected, meter: _Meter) -> Iterator[Page]:
+    def _rejected(self, entity: EntitySet, state: Cursor, error: RequestRejected, meter: PageCalls) -> Iterator[Page]:
         """The first request of a tracked read was refused: fall back, never loop."""
         if error.code == NOT_TRACKED:
             log.warning("%s: change tracking is off for this table (%s); reading by modifiedon instead, which "
@@ -215,7 +204,7 @@ class Reader:
         yield from self._tracked(entity, Cursor("initial", columns=fingerprint(entity)), meter)
 
     def _tracked_pages(self, entity: EntitySet, base: str | None, body: dict[str, Any],
-                       meter: _Meter) -> Iterator[Page]:
+                       meter: PageCalls) -> Iterator[Page]:
         """Pages of one tracked read, up to its deltaLink. `base`: the deltaLink a delta read started from."""
         mode = "delta" if base else "initial"
         watermark = Watermark()
@@ -237,7 +226,7 @@ class Reader:
             body = self._get(next_link, None, tracking=True)
 
     # ------------------------------------------------------------------ modifiedon fallback
-    def _by_modifiedon(self, entity: EntitySet, state: Cursor, meter: _Meter) -> Iterator[Page]:
+    def _by_modifiedon(self, entity: EntitySet, state: Cursor, meter: PageCalls) -> Iterator[Page]:
         watermark = Watermark(state.since, state.seen)
         params = {"$select": entity.select, "$orderby": f"modifiedon asc,{entity.key} asc"}
         if watermark.since is not None:

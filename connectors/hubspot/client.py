@@ -1,7 +1,8 @@
 """The one place the HubSpot SDK is touched: construction, auth, calls, and error translation.
 
 Every call goes through `HubSpotClient.call`: it runs under the shared retry policy, counts each HTTP attempt
-in `api_calls`, and turns whatever the SDK, urllib3 or requests raised into a `connectors.errors` class.
+on the shared request meter (`connectors.meter`), and turns whatever the SDK, urllib3 or requests raised
+into a `connectors.errors` class.
 The generated APIs are called with `_preload_content=False` and the bytes are parsed with orjson: building
 the SDK's model objects costs more than the HTTP round trip (see QUIRKS.md).
 """
@@ -30,6 +31,7 @@ from connectors.errors import (
     SkippableError,
     UpstreamError,
 )
+from connectors.meter import RequestMeter
 from connectors.retry import DEFAULT_POLICY, RetryPolicy
 
 SYSTEM = "hubspot"
@@ -64,8 +66,12 @@ class HubSpotClient:
         self.config = config
         base = config.base_url.rstrip("/")
         self.sdk = HubSpot(access_token=config.access_token, host=base, base_url=base, retry=NO_RETRIES)
-        self.api_calls = 0
+        self.meter = RequestMeter(config.throttle)
         self._session = requests.Session()
+
+    @property
+    def api_calls(self) -> int:
+        return self.meter.calls
 
     # ------------------------------------------------------------------ SDK API objects (built once: each
     # discovery property access builds a new ApiClient with its own connection pool)
@@ -116,9 +122,7 @@ class HubSpotClient:
     def request(self, fn: Callable[..., Any], *args: Any, what: str, record_id: str | None = None,
                 **kwargs: Any) -> Any:
         """One attempt, counted: the raw response is parsed with orjson instead of the SDK's models."""
-        self.api_calls += 1
-        if self.config.throttle is not None:
-            self.config.throttle()
+        self.meter.request()
         try:
             response = fn(*args, **kwargs, _preload_content=False, _request_timeout=self.config.timeout_seconds)
             try:
@@ -139,9 +143,7 @@ class HubSpotClient:
         request = RawRequest(self.sdk.config, {"method": "GET", "path": path, "qs": query})
 
         def attempt() -> Any:
-            self.api_calls += 1
-            if self.config.throttle is not None:
-                self.config.throttle()
+            self.meter.request()
             try:
                 response = self._session.get(request.get_url(), timeout=self.config.timeout_seconds,
                                              **request.get_options_for_sending())

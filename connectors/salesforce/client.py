@@ -2,7 +2,8 @@
 
 Everything that goes over the wire goes through `SalesforceClient.call`, which runs one SDK call under the
 shared retry policy and turns every simple-salesforce / requests exception into a `connectors.errors` class.
-A `requests` transport adapter on the session counts every HTTP call, keeps the last response's headers
+A `requests` transport adapter on the session counts every HTTP call on the shared request meter
+(`connectors.meter`), keeps the last response's headers
 (simple-salesforce's exceptions drop them: Retry-After, Date, Sforce-Limit-Info) and, for an `http://`
 instance URL or a host that is not Salesforce's, sends the `https://` URLs the library hard-codes to the
 configured instance (crm-apis §0.2, option 1).
@@ -44,6 +45,7 @@ from connectors.errors import (
     TokenExpired,
     UpstreamError,
 )
+from connectors.meter import RequestMeter
 from connectors.retry import DEFAULT_POLICY, RetryPolicy
 
 SYSTEM = "salesforce"
@@ -85,18 +87,16 @@ class BulkJobGone(Exception):
 
 # ------------------------------------------------------------------------------------------------ transport
 class Transport(HTTPAdapter):
-    """Counts every HTTP call, remembers the last response, applies the timeout, and rewrites hosts.
+    """Meters every HTTP call, remembers the last response, applies the timeout, and rewrites hosts.
 
     `rewrites` maps a netloc simple-salesforce builds (`https://<netloc>`) to the (scheme, netloc) to use.
     """
 
-    def __init__(self, rewrites: dict[str, tuple[str, str]], timeout: float,
-                 throttle: Callable[[], None] | None = None) -> None:
+    def __init__(self, rewrites: dict[str, tuple[str, str]], timeout: float, meter: RequestMeter) -> None:
         super().__init__()
         self.rewrites = rewrites
         self.timeout = timeout
-        self.throttle = throttle
-        self.calls = 0
+        self.meter = meter
         self.last: requests.Response | None = None
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
@@ -106,9 +106,7 @@ class Transport(HTTPAdapter):
             request.url = urlunsplit((target[0], target[1], parts.path, parts.query, parts.fragment))
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
-        self.calls += 1
-        if self.throttle is not None:
-            self.throttle()
+        self.meter.request()
         response = super().send(request, **kwargs)
         self.last = response
         return response
@@ -157,7 +155,8 @@ class SalesforceClient:
             raise ConfigError(SYSTEM, "no Salesforce credentials: set SALESFORCE_ACCESS_TOKEN, or " + REFRESHABLE_HINT)
         self.config = config
         self.endpoints = endpoints(config)
-        self.transport = Transport(self.endpoints.rewrites, config.timeout_seconds, config.throttle)
+        self.meter = RequestMeter(config.throttle)
+        self.transport = Transport(self.endpoints.rewrites, config.timeout_seconds, self.meter)
         self.session = requests.Session()
         self.session.mount("https://", self.transport)
         self.session.mount("http://", self.transport)
@@ -171,7 +170,7 @@ class SalesforceClient:
 
     @property
     def api_calls(self) -> int:
-        return self.transport.calls
+        return self.meter.calls
 
     @property
     def api_usage(self) -> tuple[int, int] | None:

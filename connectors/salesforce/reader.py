@@ -1,27 +1,15 @@
 """Reading one sObject: REST queryAll pages ordered by SystemModstamp, Bulk API 2.0 for big first loads,
-getDeleted windows for hard deletes — with a cursor that survives a kill at any point.
-
-The cursor (a JSON string) holds the watermark: `since`, the newest SystemModstamp known to have no unread
-record before it, and `seen`, the ids (with their stamps) already delivered at or within the lookback before
-it. The next read asks `SystemModstamp >= since - lookback` and drops records delivered with an unchanged
-stamp, so nothing is lost to late commits and nothing is delivered twice.
-
-A record edited while the client pages shows up later in the same result with a stamp newer than the
-query (Salesforce reads field values batch by batch). Such stamps never advance `since`: only stamps older
-than the server time of the query's first answer (its `Date` header, the `ceiling`) do, because only those
-are known to be in order. An edited record already delivered is then still ahead of the watermark and is
-read again by the next incremental sync.
+getDeleted windows for hard deletes — with a cursor that survives a kill at any point (the watermark it
+holds is described in `connectors.salesforce.cursor`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,97 +18,16 @@ from simple_salesforce.format import format_soql
 from connectors.base import Page, RemoteRecord
 from connectors.errors import ConfigError, UpstreamError
 from connectors.salesforce.client import BulkJobGone, QueryLocatorExpired, SalesforceClient, SalesforceConfig
-from connectors.salesforce.objects import CURSOR_FIELD, DELETED_WINDOW_DAYS, LOOKBACK_SECONDS, SObject, sobject
+from connectors.salesforce.cursor import State, parse_time, sf_time
+from connectors.salesforce.objects import CURSOR_FIELD, DELETED_WINDOW_DAYS, SObject, sobject
 
 log = logging.getLogger("journeyhub.connectors.salesforce")
 
-CURSOR_VERSION = 1
 MAX_RESTARTS = 3                 # INVALID_QUERY_LOCATOR restarts per read before giving up
 ID_CHUNK = 300                   # ids per `Id IN (…)` query (keeps the GET URL well under 16 KB)
 BULK_CHUNK_PAGES = 25            # a Bulk results request fetches this many pages' worth of rows
 BULK_MAX_WAIT_SECONDS = 3600.0
 NUMBER_TYPES = frozenset({"double", "currency", "percent"})
-
-
-# ------------------------------------------------------------------------------------------------ times
-def parse_time(value: str | None) -> datetime | None:
-    """Salesforce datetimes (`…000+0000`, `…Z`, `+00:00`) as aware UTC datetimes."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    elif len(text) > 5 and text[-5] in "+-" and text[-3] != ":":
-        text = f"{text[:-2]}:{text[-2:]}"
-    return datetime.fromisoformat(text).astimezone(UTC)
-
-
-def sf_time(value: datetime) -> str:
-    """The REST API's datetime form: `2024-02-01T10:00:00.000+0000`."""
-    value = value.astimezone(UTC)
-    return f"{value:%Y-%m-%dT%H:%M:%S}.{value.microsecond // 1000:03d}+0000"
-
-
-# ------------------------------------------------------------------------------------------------ cursor
-@dataclass
-class State:
-    """Everything the cursor remembers about one sObject."""
-
-    since: str | None = None                       # watermark (a served SystemModstamp)
-    seen: dict[str, str] = field(default_factory=dict)   # id → stamp delivered, at/within lookback of `since`
-    deleted_checked: str | None = None             # getDeleted covered everything up to here
-    optional: list[str] | None = None              # optional fields the org has (None: not described yet)
-    described_at: str | None = None
-    bulk: dict[str, Any] | None = None             # a first load running as a Bulk API 2.0 job
-
-    @classmethod
-    def load(cls, cursor: str | None) -> State:
-        if not cursor:
-            return cls()
-        data = json.loads(cursor)
-        if data.get("v") != CURSOR_VERSION:
-            log.warning("ignoring a Salesforce cursor of another version; starting a full read")
-            return cls()
-        return cls(data.get("since"), dict(data.get("seen") or {}), data.get("deleted_checked"),
-                   data.get("optional"), data.get("described_at"), data.get("bulk"))
-
-    def dump(self) -> str:
-        return json.dumps({"v": CURSOR_VERSION, "since": self.since, "seen": self.seen,
-                           "deleted_checked": self.deleted_checked, "optional": self.optional,
-                           "described_at": self.described_at, "bulk": self.bulk}, sort_keys=True)
-
-    def bookkeeping(self) -> tuple[Any, ...]:
-        """What a read must persist even without records. A watermark that moved past records already
-        delivered is not: re-reading them costs nothing and a page would be a write for nothing."""
-        return self.deleted_checked, self.optional, self.described_at, self.bulk
-
-    @property
-    def started(self) -> bool:
-        """A first load has begun (an empty object's first load leaves only `deleted_checked` behind)."""
-        return self.since is not None or bool(self.seen) or self.bulk is not None or self.deleted_checked is not None
-
-    def delivered(self, record: dict[str, Any]) -> bool:
-        """Already delivered with this very stamp (re-read inside the lookback)."""
-        return self.seen.get(record["Id"]) == record.get(CURSOR_FIELD)
-
-    def advance(self, records: list[dict[str, Any]], ceiling: datetime) -> None:
-        """Take delivered records into the watermark; only stamps below `ceiling` move `since`."""
-        since = parse_time(self.since)
-        for record in records:
-            stamp_text = record.get(CURSOR_FIELD)
-            stamp = parse_time(stamp_text)
-            if stamp is None:
-                continue
-            self.seen[record["Id"]] = stamp_text
-            if stamp < ceiling and (since is None or stamp > since):
-                since, self.since = stamp, stamp_text
-        if since is not None:
-            floor = since - timedelta(seconds=LOOKBACK_SECONDS)
-            self.seen = {rid: text for rid, text in self.seen.items() if parse_time(text) >= floor}
-
-    def lower_bound(self) -> datetime | None:
-        since = parse_time(self.since)
-        return None if since is None else since - timedelta(seconds=LOOKBACK_SECONDS)
 
 
 # ------------------------------------------------------------------------------------------------ reader
@@ -130,7 +37,7 @@ class Reader:
     def __init__(self, client: SalesforceClient, config: SalesforceConfig) -> None:
         self.client = client
         self.config = config
-        self._marker = 0                  # api_calls when the last page was handed out
+        self._calls = client.meter.pages()  # the requests of the page being read
         self._last: str | None = None     # the cursor of the last page handed out
 
     # ------------------------------------------------------------------ entry point
@@ -138,7 +45,7 @@ class Reader:
         spec = sobject(object_type)
         start = None if full else cursor
         state = State.load(start)
-        self._marker, self._last = self.client.api_calls, start
+        self._calls, self._last = self.client.meter.pages(), start
         if state.bulk is not None:
             yield from self._bulk(spec, state)
         elif not state.started:
@@ -167,10 +74,9 @@ class Reader:
     # ------------------------------------------------------------------ pages
     def _page(self, spec: SObject, records: list[dict[str, Any]], state: State) -> Page:
         """A page of raw records with the cursor that follows them and the calls made since the last page."""
-        calls, self._marker = self.client.api_calls - self._marker, self.client.api_calls
         self._last = state.dump()
         return Page(spec.name, [to_source_record(spec.name, record) for record in records], self._last,
-                    api_calls=calls)
+                    api_calls=self._calls.take())
 
     # ------------------------------------------------------------------ optional fields (describe)
     def _optional(self, spec: SObject, state: State, *, fresh: bool = False) -> list[str]:

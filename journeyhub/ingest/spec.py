@@ -25,10 +25,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from canonical.inputs import WRITE_MODELS
+from connectors.registry import PACKAGES
 from journeyhub.ingest.transforms import TRANSFORMS
 
 Entity = Literal["person", "company", "deal", "ticket", "interaction", "owner", "pipeline_stage", "association"]
-SYSTEM_NAMES = ("hubspot", "salesforce", "dynamics")
+SYSTEM_NAMES = PACKAGES.keys()  # the registered CRMs, a live view
 
 
 class Strict(BaseModel):

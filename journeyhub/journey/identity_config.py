@@ -8,8 +8,9 @@ from typing import Literal
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from connectors.registry import SystemName
+
 RuleType = Literal["source_merge", "conversion", "xref", "email", "phone"]
-SystemName = Literal["hubspot", "salesforce", "dynamics"]
 
 
 class Strict(BaseModel):

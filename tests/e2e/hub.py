@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,10 +22,16 @@ FAST = RetryPolicy(max_attempts=4, max_seconds=20, initial_wait=0.05, max_backof
 SYSTEMS = ["hubspot", "salesforce", "dynamics"]
 
 
-def hub_environment(env: dict[str, str], database_url: str, mappings: Path | None = None) -> Any:
-    """Settings for a sandbox and a database, as the CLI would read them from the environment."""
+@contextmanager
+def hub_environment(env: dict[str, str], database_url: str, mappings: Path | None = None) -> Iterator[Settings]:
+    """Settings read from a sandbox's variables and a database URL alone (as the CLI would read them from
+    exactly that environment); the connectors opened for them are closed on exit."""
     extra = {} if mappings is None else {"JOURNEYHUB_MAPPINGS_DIR": str(mappings)}
-    return sync_flow.settings_from_environment({**env, "JOURNEYHUB_DATABASE_URL": database_url, **extra})
+    settings = Settings.from_env({**env, "JOURNEYHUB_DATABASE_URL": database_url, **extra})
+    try:
+        yield settings
+    finally:
+        sync_flow.close_connectors(settings)
 
 
 def pull(settings: Settings, systems: list[str] = SYSTEMS) -> list[sync_flow.SystemSync]:

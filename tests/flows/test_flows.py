@@ -3,7 +3,6 @@ others and the hub run ends Partial with the reason; each flow publishes its ops
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,11 @@ from prefect.testing.utilities import prefect_test_harness
 
 from canonical.db import make_engine
 from canonical.schema import upgrade
-from flows import sync as sync_flow
+from connectors.errors import AuthError
+from connectors.retry import RetryPolicy
+from journeyhub.settings import Settings
+from sandbox.common.server import EmulatorServer
+from sandbox.hubspot import HubSpotEmulator
 from sandbox.runtime import Sandbox
 from tests.e2e.hub import scalar
 
@@ -26,11 +29,13 @@ def harness() -> Iterator[None]:
 
 
 @pytest.fixture
-def hub_env(tmp_path: Path) -> Iterator[tuple[Sandbox, str]]:
+def hub_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Sandbox, str]]:
+    """A sandbox and a database in the process environment: flow runs read `Settings()` in their body."""
     url = f"sqlite:///{tmp_path / 'hub.db'}"
     upgrade(make_engine(url))
-    with Sandbox(people=60, seed=3) as sandbox, \
-            sync_flow.settings_from_environment({**sandbox.env, "JOURNEYHUB_DATABASE_URL": url}):
+    with Sandbox(people=60, seed=3) as sandbox:
+        for name, value in {**sandbox.env, "JOURNEYHUB_DATABASE_URL": url}.items():
+            monkeypatch.setenv(name, value)
         yield sandbox, url
 
 
@@ -43,12 +48,12 @@ def artifacts_of(flow_run_ids: list[Any]) -> set[str]:
     return {artifact["key"] for artifact in response.json() if artifact["key"]}
 
 
-def test_one_failing_crm_leaves_the_others_synced_and_the_run_partial(harness: None,
-                                                                      hub_env: tuple[Sandbox, str]) -> None:
+def test_one_failing_crm_leaves_the_others_synced_and_the_run_partial(harness: None, hub_env: tuple[Sandbox, str],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from flows.hub import hub
 
     sandbox, url = hub_env
-    os.environ["SALESFORCE_ACCESS_TOKEN"] = "expired-session"
+    monkeypatch.setenv("SALESFORCE_ACCESS_TOKEN", "expired-session")
     state = hub(return_state=True)
     assert state.is_completed() and state.name == "Partial"
     assert "salesforce" in (state.message or "") and "session" in (state.message or "").lower()
@@ -75,3 +80,26 @@ def test_each_flow_publishes_its_ops_artifacts(harness: None, hub_env: tuple[San
     assert planned.result()[0].dry_run
     keys = artifacts_of([state.state_details.flow_run_id for state in (synced, tagged, planned)])
     assert {"dynamics-pull", "lifecycle-funnel", "journey-summary", "push-summary"} <= keys
+
+
+def test_a_token_held_in_a_prefect_secret_block_opens_the_connector(harness: None) -> None:
+    """`HUBSPOT_ACCESS_TOKEN_BLOCK` names a Secret block; the hub fetches it when it opens the connector."""
+    from prefect.blocks.system import Secret
+
+    from journeyhub.connections import open_connector
+
+    emulator = HubSpotEmulator(rate_limit_per_10s=None)
+    with EmulatorServer(emulator) as server:
+        Secret(value=emulator.default_token).save("jh-hubspot-token", overwrite=True)
+        Secret(value="revoked").save("jh-old-hubspot-token", overwrite=True)
+        settings = Settings.from_env({"HUBSPOT_BASE_URL": server.url, "HUBSPOT_ACCESS_TOKEN_BLOCK": "jh-hubspot-token"})
+        assert settings.enabled_systems() == ["hubspot"]
+        connector = open_connector("hubspot", settings)
+        connector.check()
+        connector.close()
+        revoked = Settings.from_env({"HUBSPOT_BASE_URL": server.url,
+                                     "HUBSPOT_ACCESS_TOKEN_BLOCK": "jh-old-hubspot-token"})
+        connector = open_connector("hubspot", revoked, retry=RetryPolicy(max_attempts=1))
+        with pytest.raises(AuthError):
+            connector.check()
+        connector.close()

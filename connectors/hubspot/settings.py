@@ -1,0 +1,34 @@
+"""HubSpot as the hub sees it: its settings (`HUBSPOT_*`), its API budget and how its connector is built."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+
+from connectors.hubspot.client import HubSpotConfig
+from connectors.hubspot.connector import HubSpotConnector
+from connectors.package import ConnectorPackage, ConnectorSettings, Throttle, settings_config
+from connectors.retry import RetryPolicy
+
+
+class HubSpotSettings(ConnectorSettings):
+    model_config = settings_config("HUBSPOT_")
+    secret_fields = ("access_token",)
+
+    access_token: SecretStr | None = None
+    base_url: str = "https://api.hubapi.com"
+
+    @property
+    def enabled(self) -> bool:
+        return self.provided("access_token")
+
+    def token(self) -> str | None:
+        return self.secret("access_token")
+
+
+def open_hubspot(settings: HubSpotSettings, retry: RetryPolicy, throttle: Throttle | None) -> HubSpotConnector:
+    return HubSpotConnector(HubSpotConfig(access_token=settings.token() or "", base_url=settings.base_url,
+                                          retry=retry, throttle=throttle))
+
+
+#: 190 requests per 10 s for a private app
+PACKAGE = ConnectorPackage("hubspot", "HubSpot", HubSpotSettings, rate=(190, 19.0), open=open_hubspot)
