@@ -1,21 +1,32 @@
 """The Dynamics 365 / Dataverse connector (Web API v9.2 over plain httpx).
 
 `DynamicsConnector` implements connectors.base.Connector: `read` pages tables by change tracking (deletes
-as tombstones) or, where a table has none, by `modifiedon`; `write` sends `$batch` requests; `describe`,
-`missing_columns` and `read_current` serve `config check` and the write-back. See QUIRKS.md for the vendor
-behaviour this relies on.
+as tombstones) or, where a table has none, by `modifiedon`; `write` sends `$batch` requests; `describe`
+serves `config check`; what write-back needs is in writeback.py. See QUIRKS.md for the vendor behaviour
+this relies on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from connectors.base import ObjectDescription, Page, WriteOp, WriteResult
+from connectors.base import (
+    FieldSpec,
+    FieldType,
+    MarkedRecord,
+    MirroredItem,
+    MirrorMode,
+    ObjectDescription,
+    Page,
+    WriteOp,
+    WriteResult,
+)
+from connectors.dynamics import writeback
 from connectors.dynamics.client import DataverseClient, DynamicsConfig
 from connectors.dynamics.objects import ENTITY_SETS, SYSTEM, entity_set
 from connectors.dynamics.reader import Reader, describe
-from connectors.dynamics.writer import Writer
+from connectors.dynamics.writer import MAX_BATCH, Writer
 from connectors.errors import UpstreamError
 
 
@@ -52,12 +63,37 @@ class DynamicsConnector:
     def write(self, object_type: str, ops: Sequence[WriteOp]) -> list[WriteResult]:
         return self.writer.write(object_type, ops)
 
-    def missing_columns(self, entity_logical_name: str, columns: list[tuple[str, str | None]]) -> list[str]:
-        return self.writer.missing_columns(entity_logical_name, columns)
+    # ------------------------------------------------------------------ write-back
+    def write_batch_size(self, object_type: str) -> int:
+        return MAX_BATCH
+
+    def ensure_fields(self, fields: Mapping[str, Sequence[FieldSpec]], *, group: str | None = None) -> list[str]:
+        """Checks the columns and the marker's alternate key exist (an admin creates them)."""
+        return writeback.ensure_fields(self.client, self.writer, fields)
+
+    def format_value(self, field_type: FieldType, value: Any) -> Any:
+        return writeback.format_value(field_type, value)
+
+    def field_value(self, raw: dict[str, Any] | None, field: str) -> Any:
+        return writeback.field_value(raw, field)
+
+    def mirror_mode(self, object_type: str) -> MirrorMode:
+        return "upsert"
+
+    def mirror_fields(self, object_type: str, item: MirroredItem) -> dict[str, Any]:
+        return writeback.mirror_fields(item)
+
+    def find_mirrored(self, object_type: str, marker_field: str,
+                      records: Sequence[MarkedRecord]) -> dict[str, str]:
+        return writeback.find_mirrored(self.writer, object_type, marker_field, records)
 
     def read_current(self, object_type: str, remote_ids: Sequence[str],
-                     columns: Sequence[str]) -> dict[str, dict[str, Any]]:
-        return self.writer.read_current(object_type, remote_ids, columns)
+                     fields: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return self.writer.read_current(object_type, remote_ids, fields)
+
+    def reconcile_associations(self, object_type: str) -> Iterator[Page]:
+        """Nothing to do: a changed lookup moves the row's `modifiedon` and its change-tracking version."""
+        yield from ()
 
     def close(self) -> None:
         self.client.close()

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from connectors.base import FieldSpec
 from connectors.errors import FatalError, PermissionDenied, RateLimited, SkippableError, UpstreamError
 from connectors.hubspot import HubSpotConfig, HubSpotConnector
 from connectors.hubspot.client import http_error
@@ -137,7 +138,7 @@ def test_the_lookback_catches_records_the_search_index_shows_late() -> None:
 
 def test_describe_reports_properties_with_their_type_and_whether_they_are_custom(emulator: HubSpotEmulator) -> None:
     hub = connector(emulator.base_url)
-    hub.ensure_properties("contacts", "journeyhub", "Journey Hub", [("journey_stage", "Journey stage", "string")])
+    hub.ensure_fields({"contacts": [FieldSpec("journey_stage", label="Journey stage")]}, group="journeyhub")
     fields = hub.describe("contacts").fields
     assert (fields["email"].type, fields["email"].custom) == ("string", False)
     assert fields["journey_stage"].custom and fields["journey_stage"].updateable
