@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connectors.base import FieldSpec, WriteOp
+from connectors.base import FieldSpec, MarkedRecord, WriteOp
 from connectors.errors import ConfigError
 from connectors.hubspot import HubSpotConfig, HubSpotConnector
 from connectors.retry import RetryPolicy
@@ -190,3 +190,28 @@ def test_an_update_of_a_merged_away_contact_lands_on_the_survivor(hub: HubSpotCo
                                      WriteOp("update", "plain", {"lastname": "Plain"}, remote_id="1003")])
     assert [(r.ok, r.remote_id) for r in results] == [(True, "1001"), (True, "1003")]
     assert stored(emulator, "contacts", "1001")["lastname"] == "Merged"
+
+
+def test_notes_created_a_moment_ago_are_found_by_marker_where_search_does_not_see_them_yet() -> None:
+    """A push killed right after a batch create landed is settled at once: the lookup reads associations and
+    records, not the search index (which HubSpot updates seconds after a create)."""
+    emu = HubSpotEmulator(rate_limit_per_10s=None, search_per_second=None, search_index_lag_seconds=600)
+    emu.load(seed())
+    with EmulatorServer(emu):
+        hub = HubSpotConnector(HubSpotConfig(access_token="sandbox-token", base_url=emu.base_url, retry=FAST))
+        hub.ensure_fields({"notes": MARKER}, group="journeyhub")
+        markers = [f"jh:lag-{i}" for i in range(3)]
+        created = hub.write("notes", [WriteOp("create", marker, {"hs_timestamp": "2026-02-01T00:00:00Z",
+                                                                 "journeyhub_item_id": marker},
+                                              associations=[("contacts", str(1000 + i))])
+                                      for i, marker in enumerate(markers)])
+        searched = hub.client.call(hub.client.objects_search.do_search, "notes", {"filterGroups": [{"filters": [
+            {"propertyName": "journeyhub_item_id", "operator": "IN", "values": markers}]}]}, what="search notes")
+        assert searched["total"] == 0, "the search index has not caught up yet"
+        emu.requests.reset()
+        found = hub.find_mirrored("notes", "journeyhub_item_id", [
+            MarkedRecord(marker, ("contacts", str(1000 + i))) for i, marker in enumerate(markers)]
+            + [MarkedRecord("jh:never-sent", ("contacts", "1005"))])
+    assert found == {result.key: result.remote_id for result in created}
+    assert calls(emu) == {"POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read": 1,
+                          "POST /crm/v3/objects/notes/batch/read": 1}
