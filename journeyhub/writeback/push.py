@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from journeyhub.writeback.config import WritebackConfig
 from journeyhub.writeback.execute import Executor, PushOutcome, prepare
 from journeyhub.writeback.plan import PlannedWrite, Planner, PlanSummary
 from journeyhub.writeback.settle import Settled, settle
+
+log = logging.getLogger("journeyhub.writeback")
 
 
 @dataclass
@@ -66,7 +69,11 @@ def push(engine: Engine, config: WritebackConfig, systems: list[str], *, run_id:
             assert policy is not None
             try:
                 prepare(connectors[system], policy)
-                report.settled[system] = settle(engine, system, connectors[system], policy)
+                settled = report.settled[system] = settle(engine, system, connectors[system], policy)
+                if settled.total:
+                    log.warning("%s: an earlier push died with %d writes unconfirmed; %d had landed (now in the "
+                                "ledger), %d are planned again", system, settled.total, settled.landed,
+                                settled.absent)
             except Exception as error:
                 report.errors[system] = str(error)
                 systems.remove(system)
