@@ -8,30 +8,20 @@ this relies on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
 
-from connectors.base import (
-    FieldSpec,
-    FieldType,
-    MarkedRecord,
-    MirroredItem,
-    MirrorMode,
-    ObjectDescription,
-    Page,
-    WriteOp,
-    WriteResult,
-)
-from connectors.dynamics import writeback
+from connectors.base import ObjectDescription, Page, WriteOp, WriteResult
 from connectors.dynamics.client import DataverseClient, DynamicsConfig
 from connectors.dynamics.objects import ENTITY_SETS, SYSTEM, entity_set
 from connectors.dynamics.reader import Reader, describe
-from connectors.dynamics.writer import MAX_BATCH, Writer
+from connectors.dynamics.writeback import DynamicsWriteback
+from connectors.dynamics.writer import Writer
 from connectors.errors import UpstreamError
 
 
-class DynamicsConnector:
-    """Dataverse through one httpx client; `api_calls` counts every HTTP request it made."""
+class DynamicsConnector(DynamicsWriteback):
+    """Dataverse through one httpx client; `api_calls` counts every HTTP request it made. What write-back
+    needs comes from `DynamicsWriteback`."""
 
     system = SYSTEM
 
@@ -62,38 +52,6 @@ class DynamicsConnector:
 
     def write(self, object_type: str, ops: Sequence[WriteOp]) -> list[WriteResult]:
         return self.writer.write(object_type, ops)
-
-    # ------------------------------------------------------------------ write-back
-    def write_batch_size(self, object_type: str) -> int:
-        return MAX_BATCH
-
-    def ensure_fields(self, fields: Mapping[str, Sequence[FieldSpec]], *, group: str | None = None) -> list[str]:
-        """Checks the columns and the marker's alternate key exist (an admin creates them)."""
-        return writeback.ensure_fields(self.client, self.writer, fields)
-
-    def format_value(self, field_type: FieldType, value: Any) -> Any:
-        return writeback.format_value(field_type, value)
-
-    def field_value(self, raw: dict[str, Any] | None, field: str) -> Any:
-        return writeback.field_value(raw, field)
-
-    def mirror_mode(self, object_type: str) -> MirrorMode:
-        return "upsert"
-
-    def mirror_fields(self, object_type: str, item: MirroredItem) -> dict[str, Any]:
-        return writeback.mirror_fields(item)
-
-    def find_mirrored(self, object_type: str, marker_field: str,
-                      records: Sequence[MarkedRecord]) -> dict[str, str]:
-        return writeback.find_mirrored(self.writer, object_type, marker_field, records)
-
-    def read_current(self, object_type: str, remote_ids: Sequence[str],
-                     fields: Sequence[str]) -> dict[str, dict[str, Any]]:
-        return self.writer.read_current(object_type, remote_ids, fields)
-
-    def reconcile_associations(self, object_type: str) -> Iterator[Page]:
-        """Nothing to do: a changed lookup moves the row's `modifiedon` and its change-tracking version."""
-        yield from ()
 
     def close(self) -> None:
         self.client.close()

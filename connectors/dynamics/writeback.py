@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from connectors.base import MISSING, FieldSpec, FieldType, MarkedRecord, MirroredItem
+from connectors.base import FieldSpec, MarkedRecord, MirroredItem
 from connectors.dynamics.client import DataverseClient
 from connectors.dynamics.objects import SYSTEM, entity_set, logical_name
 from connectors.dynamics.writer import MAX_BATCH, Writer
 from connectors.errors import ConfigError
+from connectors.values import FlatRecordWriteback
 
 #: the hub's column types as the maker portal names them (what an admin creates)
 TYPES = {"string": "Single line of text (100)", "datetime": "Date and time", "number": "Whole number"}
@@ -27,27 +28,40 @@ SUBJECT_LIMIT, DESCRIPTION_LIMIT = 200, 100_000
 MARKERS_PER_QUERY = 100            # `col eq '…' or …` clauses per GET (≈ 6 KB)
 
 
-def format_value(field_type: FieldType, value: Any) -> Any:
-    """JSON as the Web API takes it: datetimes ISO-8601 UTC to the second, numbers as numbers."""
-    if value is None:
-        return None
-    if field_type == "datetime" and isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    if field_type == "number":
-        return value
-    return str(value)
+def _datetime_text(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def field_value(raw: dict[str, Any] | None, field: str) -> Any:
-    if not raw:
-        return MISSING
-    return raw.get(field, MISSING)
+class DynamicsWriteback(FlatRecordWriteback):
+    """The write-back part of `connectors.base.Connector` for Dataverse (mixed into `DynamicsConnector`)."""
+
+    datetime_text = staticmethod(_datetime_text)
+    client: DataverseClient
+    writer: Writer
+
+    def write_batch_size(self, object_type: str) -> int:
+        return MAX_BATCH
+
+    def ensure_fields(self, fields: Mapping[str, Sequence[FieldSpec]], *, group: str | None = None) -> list[str]:
+        """Checks the columns and the marker's alternate key exist (an admin creates them)."""
+        return ensure_fields(self.client, self.writer, fields)
+
+    def mirror_fields(self, object_type: str, item: MirroredItem) -> dict[str, Any]:
+        return mirror_fields(item)
+
+    def find_mirrored(self, object_type: str, marker_field: str,
+                      records: Sequence[MarkedRecord]) -> dict[str, str]:
+        return find_mirrored(self.writer, object_type, marker_field, records)
+
+    def read_current(self, object_type: str, remote_ids: Sequence[str],
+                     fields: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return self.writer.read_current(object_type, remote_ids, fields)
 
 
 def mirror_fields(item: MirroredItem) -> dict[str, Any]:
     """A mirrored item as a completed task (the marker travels in the alternate key of the upsert's URL)."""
     text = f"{item.title}\n\n{item.detail}".strip()
-    when = format_value("datetime", item.occurred_at)
+    when = _datetime_text(item.occurred_at.astimezone(UTC))
     return {"subject": f"[Journey Hub] {item.headline}: {item.title}"[:SUBJECT_LIMIT],
             "description": text[:DESCRIPTION_LIMIT] or item.headline, "actualend": when, "scheduledend": when,
             "statecode": 1, "statuscode": 5}

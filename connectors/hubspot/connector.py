@@ -3,32 +3,20 @@ needs (connectors/hubspot/writeback.py) and association reconciliation."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
 
-from connectors.base import (
-    FieldInfo,
-    FieldSpec,
-    FieldType,
-    MarkedRecord,
-    MirroredItem,
-    MirrorMode,
-    ObjectDescription,
-    Page,
-    WriteOp,
-    WriteResult,
-)
-from connectors.hubspot import writeback
+from connectors.base import FieldInfo, ObjectDescription, Page, WriteOp, WriteResult
 from connectors.hubspot.client import SYSTEM, HubSpotClient, HubSpotConfig
 from connectors.hubspot.objects import OBJECTS, STATIC_FIELDS
 from connectors.hubspot.reader import Reader
+from connectors.hubspot.writeback import HubSpotWriteback
 from connectors.hubspot.writer import Writer
 
 
-class HubSpotConnector:
+class HubSpotConnector(HubSpotWriteback):
     """Reads and writes one HubSpot portal through `hubspot-api-client`; see QUIRKS.md for the vendor's
-    surprises and how each is handled."""
+    surprises and how each is handled. What write-back needs comes from `HubSpotWriteback`."""
 
     system = SYSTEM
 
@@ -80,34 +68,6 @@ class HubSpotConnector:
 
     def write(self, object_type: str, ops: Sequence[WriteOp]) -> list[WriteResult]:
         return self.writer.write(object_type, ops)
-
-    # ------------------------------------------------------------------ write-back
-    def write_batch_size(self, object_type: str) -> int:
-        return writeback.BATCH
-
-    def ensure_fields(self, fields: Mapping[str, Sequence[FieldSpec]], *, group: str | None = None) -> list[str]:
-        """Creates the missing properties (and their group); returns the names created."""
-        return writeback.ensure_fields(self.writer, fields, group)
-
-    def format_value(self, field_type: FieldType, value: Any) -> Any:
-        return writeback.format_value(field_type, value)
-
-    def field_value(self, raw: dict[str, Any] | None, field: str) -> Any:
-        return writeback.field_value(raw, field)
-
-    def mirror_mode(self, object_type: str) -> MirrorMode:
-        return "create"
-
-    def mirror_fields(self, object_type: str, item: MirroredItem) -> dict[str, Any]:
-        return writeback.mirror_fields(object_type, item)
-
-    def find_mirrored(self, object_type: str, marker_field: str,
-                      records: Sequence[MarkedRecord]) -> dict[str, str]:
-        return writeback.find_mirrored(self.client, object_type, marker_field, records)
-
-    def read_current(self, object_type: str, remote_ids: Sequence[str],
-                     fields: Sequence[str]) -> dict[str, dict[str, Any]]:
-        return self.writer.read_current(object_type, remote_ids, fields)
 
     def close(self) -> None:
         self.client.close()

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.base import MISSING, FieldSpec, FieldType, MarkedRecord, MirroredItem
+from connectors.base import MISSING, FieldSpec, FieldType, MarkedRecord, MirroredItem, MirrorMode
 from connectors.errors import ConfigError
 from connectors.hubspot.client import SYSTEM, HubSpotClient
 from connectors.hubspot.writer import BATCH, Writer, property_value
@@ -25,6 +25,40 @@ NOTE_BODY_LIMIT = 65_000            # HubSpot takes 65,536 characters
 DEFAULT_GROUP = "journeyhub"
 GROUP_LABEL = "Journey Hub"
 MIRROR_OBJECT = "notes"
+
+
+class HubSpotWriteback:
+    """The write-back part of `connectors.base.Connector` for HubSpot (mixed into `HubSpotConnector`)."""
+
+    client: HubSpotClient
+    writer: Writer
+
+    def write_batch_size(self, object_type: str) -> int:
+        return BATCH
+
+    def ensure_fields(self, fields: Mapping[str, Sequence[FieldSpec]], *, group: str | None = None) -> list[str]:
+        """Creates the missing properties (and their group); returns the names created."""
+        return ensure_fields(self.writer, fields, group)
+
+    def format_value(self, field_type: FieldType, value: Any) -> Any:
+        return format_value(field_type, value)
+
+    def field_value(self, raw: dict[str, Any] | None, field: str) -> Any:
+        return field_value(raw, field)
+
+    def mirror_mode(self, object_type: str) -> MirrorMode:
+        return "create"
+
+    def mirror_fields(self, object_type: str, item: MirroredItem) -> dict[str, Any]:
+        return mirror_fields(object_type, item)
+
+    def find_mirrored(self, object_type: str, marker_field: str,
+                      records: Sequence[MarkedRecord]) -> dict[str, str]:
+        return find_mirrored(self.client, object_type, marker_field, records)
+
+    def read_current(self, object_type: str, remote_ids: Sequence[str],
+                     fields: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return self.writer.read_current(object_type, remote_ids, fields)
 
 
 def format_value(field_type: FieldType, value: Any) -> Any:

@@ -3,30 +3,20 @@ write-back needs (connectors/salesforce/writeback.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from connectors.base import (
-    FieldInfo,
-    FieldSpec,
-    FieldType,
-    MarkedRecord,
-    MirroredItem,
-    MirrorMode,
-    ObjectDescription,
-    Page,
-    WriteOp,
-    WriteResult,
-)
-from connectors.salesforce import writeback
+from connectors.base import FieldInfo, ObjectDescription, Page, WriteOp, WriteResult
 from connectors.salesforce.client import SalesforceClient, SalesforceConfig
 from connectors.salesforce.objects import SOBJECTS
 from connectors.salesforce.reader import Reader
-from connectors.salesforce.writer import COLLECTION_LIMIT, Writer
+from connectors.salesforce.writeback import SalesforceWriteback
+from connectors.salesforce.writer import Writer
 
 
-class SalesforceConnector:
-    """Reads and writes one Salesforce org through simple-salesforce (see QUIRKS.md for the surprises)."""
+class SalesforceConnector(SalesforceWriteback):
+    """Reads and writes one Salesforce org through simple-salesforce (see QUIRKS.md for the surprises); what
+    write-back needs comes from `SalesforceWriteback`."""
 
     system = "salesforce"
 
@@ -62,38 +52,6 @@ class SalesforceConnector:
 
     def write(self, object_type: str, ops: Sequence[WriteOp]) -> list[WriteResult]:
         return self.writer.write(object_type, ops)
-
-    # ------------------------------------------------------------------ write-back
-    def write_batch_size(self, object_type: str) -> int:
-        return COLLECTION_LIMIT
-
-    def ensure_fields(self, fields: Mapping[str, Sequence[FieldSpec]], *, group: str | None = None) -> list[str]:
-        """Checks the fields exist (an admin creates them); a ConfigError lists the missing ones."""
-        return writeback.ensure_fields(self.writer, fields)
-
-    def format_value(self, field_type: FieldType, value: Any) -> Any:
-        return writeback.format_value(field_type, value)
-
-    def field_value(self, raw: dict[str, Any] | None, field: str) -> Any:
-        return writeback.field_value(raw, field)
-
-    def mirror_mode(self, object_type: str) -> MirrorMode:
-        return "upsert"
-
-    def mirror_fields(self, object_type: str, item: MirroredItem) -> dict[str, Any]:
-        return writeback.mirror_fields(item)
-
-    def find_mirrored(self, object_type: str, marker_field: str,
-                      records: Sequence[MarkedRecord]) -> dict[str, str]:
-        return writeback.find_mirrored(self.client, object_type, marker_field, records)
-
-    def read_current(self, object_type: str, remote_ids: Sequence[str],
-                     fields: Sequence[str]) -> dict[str, dict[str, Any]]:
-        return self.writer.read_current(object_type, list(remote_ids), list(fields))
-
-    def reconcile_associations(self, object_type: str) -> Iterator[Page]:
-        """Nothing to do: Salesforce bumps SystemModstamp when a lookup changes, so incremental reads see it."""
-        yield from ()
 
     def close(self) -> None:
         self.client.close()

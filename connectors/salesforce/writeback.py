@@ -13,10 +13,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.base import MISSING, FieldSpec, FieldType, MarkedRecord, MirroredItem
+from connectors.base import FieldSpec, MarkedRecord, MirroredItem
 from connectors.errors import ConfigError
 from connectors.salesforce.client import SalesforceClient
-from connectors.salesforce.writer import Writer
+from connectors.salesforce.writer import COLLECTION_LIMIT, Writer
+from connectors.values import FlatRecordWriteback
 
 SYSTEM = "salesforce"
 #: the hub's field types as Salesforce's setup names them (what an admin creates)
@@ -26,22 +27,34 @@ SUBJECT_LIMIT, DESCRIPTION_LIMIT = 255, 32_000
 MARKERS_PER_QUERY = 200            # ≈ 9 KB of SOQL: well under the 100,000-character limit
 
 
-def format_value(field_type: FieldType, value: Any) -> Any:
-    """JSON as the REST API takes it: datetimes ISO-8601 UTC with milliseconds, numbers as numbers."""
-    if value is None:
-        return None
-    if field_type == "datetime" and isinstance(value, datetime):
-        moment = value.astimezone(UTC)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    if field_type == "number":
-        return value
-    return str(value)
+def _datetime_text(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def field_value(raw: dict[str, Any] | None, field: str) -> Any:
-    if not raw:
-        return MISSING
-    return raw.get(field, MISSING)
+class SalesforceWriteback(FlatRecordWriteback):
+    """The write-back part of `connectors.base.Connector` for Salesforce (mixed into `SalesforceConnector`)."""
+
+    datetime_text = staticmethod(_datetime_text)
+    client: SalesforceClient
+    writer: Writer
+
+    def write_batch_size(self, object_type: str) -> int:
+        return COLLECTION_LIMIT
+
+    def ensure_fields(self, fields: Mapping[str, Sequence[FieldSpec]], *, group: str | None = None) -> list[str]:
+        """Checks the fields exist (an admin creates them); a ConfigError lists the missing ones."""
+        return ensure_fields(self.writer, fields)
+
+    def mirror_fields(self, object_type: str, item: MirroredItem) -> dict[str, Any]:
+        return mirror_fields(item)
+
+    def find_mirrored(self, object_type: str, marker_field: str,
+                      records: Sequence[MarkedRecord]) -> dict[str, str]:
+        return find_mirrored(self.client, object_type, marker_field, records)
+
+    def read_current(self, object_type: str, remote_ids: Sequence[str],
+                     fields: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return self.writer.read_current(object_type, list(remote_ids), list(fields))
 
 
 def mirror_fields(item: MirroredItem) -> dict[str, Any]:
@@ -86,4 +99,3 @@ def find_mirrored(client: SalesforceClient, sobject: str, marker_field: str,
 def _literal(value: str) -> str:
     """A SOQL string literal (backslash and quote escaped)."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-

@@ -172,10 +172,10 @@ def test_fields_of_the_wrong_type_or_not_an_external_id_count_as_missing(emulato
 
 
 def test_an_external_id_that_is_not_unique_is_refused_as_the_mirror_key(emulator: SalesforceEmulator) -> None:
-    task = emulator.schema["Task"]
+    task = emulator.schema["Task"]  # the schema is shared by every emulator: this one gets its own Task
+    fields = {**task.fields, "External_Id__c": replace(task.fields["External_Id__c"], unique=False)}
     with emulator.lock:  # an org whose External_Id__c was created without "Unique"
-        task.fields["External_Id__c"] = replace(task.fields["External_Id__c"], unique=False)
-        task.__post_init__()
+        emulator.schema = {**emulator.schema, "Task": replace(task, fields=fields)}
     with pytest.raises(ConfigError, match=r"Task\.External_Id__c \(Text\(255\), External ID, Unique\)"):
         connector(emulator).ensure_fields({"Task": [FieldSpec("External_Id__c", marker=True)]})
 
