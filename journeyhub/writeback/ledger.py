@@ -5,6 +5,7 @@ together, so whatever instant a push dies, each write is either in the ledger or
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, tuple_
@@ -58,7 +59,8 @@ def write_ledger(connection: Connection, rows: Sequence[dict[str, Any]]) -> None
 
 
 def ledger_row(key: ItemKey, *, remote_object_type: str, remote_id: str | None, content_hash: str | None,
-               payload: dict[str, Any] | None, error: str | None, run_id: str | None, at: Any) -> dict[str, Any]:
+               payload: dict[str, Any] | None, error: str | None, run_id: str | None,
+               at: datetime) -> dict[str, Any]:
     """One ledger row; `error` None means pushed."""
     system, target_object_type, target_remote_id, item = key
     return {"system": system, "target_object_type": target_object_type, "target_remote_id": target_remote_id,

@@ -61,6 +61,9 @@ def push(engine: Engine, config: WritebackConfig, systems: list[str], *, run_id:
     its connectors only format values). A CRM whose setup or settling fails (missing fields, rejected
     credentials, no answer) is reported and skipped — nothing is planned for it; the others are pushed."""
     systems = [system for system in systems if config.system(system) is not None]
+    if missing := [system for system in systems if system not in connectors]:
+        raise ValueError(f"push needs a connector for {', '.join(missing)} (a dry run too: connectors format "
+                         "the values it plans)")
     report = PushReport(dry_run=dry_run, systems=systems, plan=PlanSummary())
     exported: list[dict[str, Any]] = []
     if not dry_run:
