@@ -398,3 +398,30 @@ CANONICAL_TABLES: dict[str, type[SQLModel]] = {
     "owner": Owner,
     "pipeline_stage": PipelineStage,
 }
+
+
+# --------------------------------------------------------------------------------- write-back intents
+class WritebackIntent(SQLModel, table=True):
+    """A write the hub is about to send, recorded (committed) before its batch goes out and deleted in the
+    transaction that records the batch's result in the ledger. One left behind means a push died with the
+    write unconfirmed; the next push settles it against the CRM before planning (journeyhub.writeback.settle)."""
+
+    __tablename__ = "writeback_intent"
+    __table_args__ = (
+        UniqueConstraint("system", "target_object_type", "target_remote_id", "item_key",
+                         name="uq_writeback_intent_item"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    system: str = Field(max_length=16)
+    target_object_type: str = Field(max_length=64)
+    target_remote_id: str = Field(max_length=200)
+    item_key: str = Field(max_length=KEY)
+    remote_object_type: str = Field(max_length=64)
+    action: str = Field(max_length=16)  # create | update | upsert
+    marker: str | None = Field(default=None, max_length=200)
+    remote_id: str | None = Field(default=None, max_length=200)
+    content_hash: str | None = Field(default=None, max_length=40)
+    payload: dict[str, Any] | None = _json()
+    run_id: str | None = Field(default=None, max_length=64)
+    recorded_at: datetime | None = _time()

@@ -10,13 +10,29 @@ read(object_type, cursor, full=False) -> Iterator[Page]
 write(object_type, ops) -> list[WriteResult]
                              batched writes; one result per operation, in order
 ```
+and what write-back and reconciliation need, so the hub's core never names a CRM:
+```
+write_batch_size(object_type)          operations one write call sends in one request (the executor records
+                                       intents and confirms results per call of this size)
+ensure_fields({object: [FieldSpec]}, group=)   create the fields the hub writes where the API can; otherwise
+                                       one ConfigError listing what an admin must create, with types
+format_value(field_type, value)        a hub value (str, int/float, aware UTC datetime, None) as the API takes it
+field_value(raw, field)                a field's value in a stored raw record, or MISSING when not read
+mirror_mode(object_type)               "create" (then updated by id) or "upsert" (by the marker as external id)
+mirror_fields(object_type, item)       a MirroredItem's native fields
+find_mirrored(object_type, marker_field, [MarkedRecord]) -> {marker: remote id}
+                                       batched lookup of mirrored items by marker (settles a crashed push);
+                                       must see records written a moment ago
+read_current(object_type, ids, fields) current values of existing records (absent ids left out)
+reconcile_associations(object_type)    pages of records whose associations changed unseen (may yield nothing)
+```
 Connectors import neither `canonical` nor `flows`: they speak the CRM's language (object types, field names,
 raw JSON). Mapping into the canonical model is a separate, declarative step.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -94,6 +110,51 @@ class WriteResult:
     retriable: bool = False
 
 
+class _Missing:
+    """The type of MISSING: a field the stored record does not carry (not read), as opposed to None (empty)."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+FieldType = Literal["string", "datetime", "number"]
+MirrorMode = Literal["create", "upsert"]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """A field the hub writes into a CRM object. `marker`: the field carrying mirrored items' markers, which
+    must be a unique key (external id / alternate key) where the CRM upserts by it."""
+
+    name: str
+    type: FieldType = "string"
+    label: str | None = None
+    marker: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MirroredItem:
+    """A timeline item of another CRM, CRM-neutral: the connector turns it into its native activity.
+    `headline` is e.g. "Call (outbound) in Salesforce"; `marker` goes into `marker_field`."""
+
+    headline: str
+    title: str
+    detail: str
+    occurred_at: datetime
+    marker_field: str
+    marker: str
+
+
+@dataclass(frozen=True, slots=True)
+class MarkedRecord:
+    """A mirrored item to look up: its marker and the record it was written to (object type, remote id)."""
+
+    marker: str
+    target: tuple[str, str]
+
+
 @runtime_checkable
 class Connector(Protocol):
     system: str
@@ -110,3 +171,25 @@ class Connector(Protocol):
     def write(self, object_type: str, ops: Sequence[WriteOp]) -> list[WriteResult]: ...
 
     def close(self) -> None: ...
+
+    # ------------------------------------------------------------------ write-back
+    def write_batch_size(self, object_type: str) -> int: ...
+
+    def ensure_fields(self, fields: Mapping[str, Sequence[FieldSpec]], *, group: str | None = None) -> list[str]: ...
+
+    def format_value(self, field_type: FieldType, value: Any) -> Any: ...
+
+    def field_value(self, raw: dict[str, Any] | None, field: str) -> Any: ...
+
+    def mirror_mode(self, object_type: str) -> MirrorMode: ...
+
+    def mirror_fields(self, object_type: str, item: MirroredItem) -> dict[str, Any]: ...
+
+    def find_mirrored(self, object_type: str, marker_field: str,
+                      records: Sequence[MarkedRecord]) -> dict[str, str]: ...
+
+    def read_current(self, object_type: str, remote_ids: Sequence[str],
+                     fields: Sequence[str]) -> dict[str, dict[str, Any]]: ...
+
+    # ------------------------------------------------------------------ reconciliation
+    def reconcile_associations(self, object_type: str) -> Iterator[Page]: ...

@@ -16,11 +16,10 @@ from journeyhub.writeback.push import PushReport, push
 
 def push_plain(settings: Settings, system: SystemName, *, dry_run: bool = False, run_id: str | None = None,
                export: Path | None = None) -> PushReport:
-    """Plan one CRM's write-back and, unless a dry run, execute it."""
+    """Plan one CRM's write-back and, unless a dry run, execute it (a dry run's connector only formats)."""
     context = hub_context(settings)
-    connectors = {} if dry_run else {system: connector_for(system, settings)}
     return push(context.engine, context.writeback, [system], run_id=run_id or new_run_id(), dry_run=dry_run,
-                connectors=connectors, export=export)
+                connectors={system: connector_for(system, settings)}, export=export)
 
 
 push_system = task(name="push-crm", cache_policy=NO_CACHE, task_run_name="push-{system}",

@@ -1,26 +1,27 @@
 """The Dynamics 365 / Dataverse connector (Web API v9.2 over plain httpx).
 
 `DynamicsConnector` implements connectors.base.Connector: `read` pages tables by change tracking (deletes
-as tombstones) or, where a table has none, by `modifiedon`; `write` sends `$batch` requests; `describe`,
-`missing_columns` and `read_current` serve `config check` and the write-back. See QUIRKS.md for the vendor
-behaviour this relies on.
+as tombstones) or, where a table has none, by `modifiedon`; `write` sends `$batch` requests; `describe`
+serves `config check`; what write-back needs is in writeback.py. See QUIRKS.md for the vendor behaviour
+this relies on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 from connectors.base import ObjectDescription, Page, WriteOp, WriteResult
 from connectors.dynamics.client import DataverseClient, DynamicsConfig
 from connectors.dynamics.objects import ENTITY_SETS, SYSTEM, entity_set
 from connectors.dynamics.reader import Reader, describe
+from connectors.dynamics.writeback import DynamicsWriteback
 from connectors.dynamics.writer import Writer
 from connectors.errors import UpstreamError
 
 
-class DynamicsConnector:
-    """Dataverse through one httpx client; `api_calls` counts every HTTP request it made."""
+class DynamicsConnector(DynamicsWriteback):
+    """Dataverse through one httpx client; `api_calls` counts every HTTP request it made. What write-back
+    needs comes from `DynamicsWriteback`."""
 
     system = SYSTEM
 
@@ -51,13 +52,6 @@ class DynamicsConnector:
 
     def write(self, object_type: str, ops: Sequence[WriteOp]) -> list[WriteResult]:
         return self.writer.write(object_type, ops)
-
-    def missing_columns(self, entity_logical_name: str, columns: list[tuple[str, str | None]]) -> list[str]:
-        return self.writer.missing_columns(entity_logical_name, columns)
-
-    def read_current(self, object_type: str, remote_ids: Sequence[str],
-                     columns: Sequence[str]) -> dict[str, dict[str, Any]]:
-        return self.writer.read_current(object_type, remote_ids, columns)
 
     def close(self) -> None:
         self.client.close()

@@ -217,12 +217,12 @@ class Writer:
             for start in range(0, len(ids), IDS_PER_QUERY)]
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(queries), MAX_BATCH):
-            for body in self._query_bodies(queries[start:start + MAX_BATCH]):
+            for body in self.query_bodies(queries[start:start + MAX_BATCH]):
                 for row in body.get("value", []):
                     found[str(row[entity.key]).lower()] = {name: row.get(name) for name in columns}
         return found
 
-    def _query_bodies(self, queries: list[str]) -> list[dict[str, Any]]:
+    def query_bodies(self, queries: list[str]) -> list[dict[str, Any]]:
         if len(queries) == 1:
             return [self.client.get_json(queries[0])]
         answers = self.batch([Part("GET", f"{self.path}{query}", {"Accept": "application/json"})

@@ -1,22 +1,22 @@
-"""`HubSpotConnector`: the `connectors.base.Connector` for HubSpot, plus the extras write-back needs
-(`ensure_properties`, `read_current`) and association reconciliation."""
+"""`HubSpotConnector`: the `connectors.base.Connector` for HubSpot — reads, batched writes, what write-back
+needs (connectors/hubspot/writeback.py) and association reconciliation."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
 
 from connectors.base import FieldInfo, ObjectDescription, Page, WriteOp, WriteResult
 from connectors.hubspot.client import SYSTEM, HubSpotClient, HubSpotConfig
 from connectors.hubspot.objects import OBJECTS, STATIC_FIELDS
 from connectors.hubspot.reader import Reader
+from connectors.hubspot.writeback import HubSpotWriteback
 from connectors.hubspot.writer import Writer
 
 
-class HubSpotConnector:
+class HubSpotConnector(HubSpotWriteback):
     """Reads and writes one HubSpot portal through `hubspot-api-client`; see QUIRKS.md for the vendor's
-    surprises and how each is handled."""
+    surprises and how each is handled. What write-back needs comes from `HubSpotWriteback`."""
 
     system = SYSTEM
 
@@ -68,14 +68,6 @@ class HubSpotConnector:
 
     def write(self, object_type: str, ops: Sequence[WriteOp]) -> list[WriteResult]:
         return self.writer.write(object_type, ops)
-
-    def ensure_properties(self, object_type: str, group_name: str, group_label: str,
-                          properties: Sequence[tuple[str, str, str]]) -> list[str]:
-        return self.writer.ensure_properties(object_type, group_name, group_label, properties)
-
-    def read_current(self, object_type: str, remote_ids: Sequence[str],
-                     properties: Sequence[str]) -> dict[str, dict[str, Any]]:
-        return self.writer.read_current(object_type, remote_ids, properties)
 
     def close(self) -> None:
         self.client.close()

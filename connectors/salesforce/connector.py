@@ -1,4 +1,5 @@
-"""`SalesforceConnector`: the connectors.base interface over the client, the reader and the writer."""
+"""`SalesforceConnector`: the connectors.base interface over the client, the reader, the writer and what
+write-back needs (connectors/salesforce/writeback.py)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from connectors.base import FieldInfo, ObjectDescription, Page, WriteOp, WriteRe
 from connectors.salesforce.client import SalesforceClient, SalesforceConfig
 from connectors.salesforce.objects import SOBJECTS
 from connectors.salesforce.reader import Reader
+from connectors.salesforce.writeback import SalesforceWriteback
 from connectors.salesforce.writer import Writer
 
 
-class SalesforceConnector:
-    """Reads and writes one Salesforce org through simple-salesforce (see QUIRKS.md for the surprises)."""
+class SalesforceConnector(SalesforceWriteback):
+    """Reads and writes one Salesforce org through simple-salesforce (see QUIRKS.md for the surprises); what
+    write-back needs comes from `SalesforceWriteback`."""
 
     system = "salesforce"
 
@@ -49,12 +52,6 @@ class SalesforceConnector:
 
     def write(self, object_type: str, ops: Sequence[WriteOp]) -> list[WriteResult]:
         return self.writer.write(object_type, ops)
-
-    def missing_fields(self, object_type: str, fields: list[tuple[str, str | None]]) -> list[str]:
-        return self.writer.missing_fields(object_type, fields)
-
-    def read_current(self, object_type: str, ids: list[str], fields: list[str]) -> dict[str, dict[str, Any]]:
-        return self.writer.read_current(object_type, ids, fields)
 
     def close(self) -> None:
         self.client.close()

@@ -132,6 +132,8 @@ class Writer:
                 reason = f"is a {entry.get('type')} field, the hub writes {kind}"
             elif kind == "external_id" and not entry.get("externalId"):
                 reason = "is not marked External ID"
+            elif kind == "external_id" and not entry.get("unique"):
+                reason = "is not marked Unique (upserts by a non-unique external id can insert twice)"
             elif not (entry.get("createable") or entry.get("updateable")):
                 reason = "is read-only for the integration user"
             else:

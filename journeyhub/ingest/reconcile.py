@@ -3,8 +3,9 @@
 - **Hard deletes**: a record purged from a CRM (past its recycle bin, or in a table without change
   tracking) never comes back as a tombstone. Reconciliation re-reads the object's full id set and
   tombstones every stored record the CRM no longer has.
-- **Associations**: in HubSpot, association changes do not move `updatedAt`; the connector's association
-  pass re-reads the associations of recently active records in batches.
+- **Associations**: where a CRM's association changes do not mark a record modified, the connector's
+  `reconcile_associations` pass re-reads the associations of recently active records in batches (a
+  connector whose CRM has no such gap yields nothing).
 A full re-read goes through the page loader, so unchanged records cost nothing to store.
 """
 
@@ -48,9 +49,7 @@ def reconcile_object(engine: Engine, connector: Connector, loader: PageLoader, o
     try:
         _seen(connector.read(object_type, None, full=True), loader, row, seen, counts)
         purged = tombstone_missing(engine, connector.system, object_type, seen, started=utcnow())
-        reassociated = getattr(connector, "reconcile_associations", None)
-        if reassociated is not None:
-            _seen(reassociated(object_type), loader, row, set(), counts)
+        _seen(connector.reconcile_associations(object_type), loader, row, set(), counts)
     except Exception as error:
         close_run(engine, row, "failed", f"{type(error).__name__}: {error}")
         raise

@@ -1,5 +1,6 @@
 """Write-back policy (`mappings/writeback.yaml`): which journey fields go to which CRM field, who owns each
-field, and which timeline items are mirrored into each CRM as its native activities."""
+field, and which timeline items are mirrored into each CRM as its native activities. One section per CRM,
+under the CRM's system name; nothing here knows one CRM from another."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from connectors.base import FieldType
+from journeyhub.settings import SYSTEMS
+
 HubValue = Literal[
     "customer_id", "stage", "segment", "stage_entered_at", "last_interaction_at", "last_interaction_channel",
     "email_opens", "email_clicks", "last_email_open_at", "last_email_click_at",
 ]
-FieldType = Literal["string", "datetime", "number"]
 Policy = Literal["hub_wins", "fill_empty", "crm_owns"]
 MirrorKind = Literal[
     "email", "call", "meeting", "chat", "sms", "social", "form_submission", "survey_response", "referral",
@@ -43,8 +46,10 @@ class MirrorRule(Strict):
 
 class SystemPolicy(Strict):
     enabled: bool = True
+    label: str | None = Field(None, description="how the items mirrored from this CRM name it in the others")
     targets: list[str] = Field(min_length=1, description="person objects written to (contacts, Contact, Lead, …)")
-    property_group: str | None = Field(None, description="HubSpot: group the hub creates its properties in")
+    property_group: str | None = Field(None, description="where the CRM groups custom fields: the group the hub "
+                                                         "creates its fields in")
     fields: list[FieldRule]
     mirror: MirrorRule | None = None
 
@@ -57,12 +62,26 @@ class SystemPolicy(Strict):
         return self
 
 
-class WritebackConfig(Strict):
+class WritebackConfig(BaseModel):
+    """`version` plus one `SystemPolicy` per CRM, keyed by system name."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
     version: str
-    hubspot: SystemPolicy | None = None
-    salesforce: SystemPolicy | None = None
-    dynamics: SystemPolicy | None = None
+    __pydantic_extra__: dict[str, SystemPolicy] = Field(init=False)
+
+    @model_validator(mode="after")
+    def _known_systems(self) -> WritebackConfig:
+        unknown = sorted(set(self.model_extra or {}) - set(SYSTEMS))
+        if unknown:
+            raise ValueError(f"no CRM is called {', '.join(repr(name) for name in unknown)}; "
+                             f"sections are named {', '.join(SYSTEMS)}")
+        return self
 
     def system(self, name: str) -> SystemPolicy | None:
-        policy = getattr(self, name, None)
+        policy = (self.model_extra or {}).get(name)
         return policy if policy is not None and policy.enabled else None
+
+    def label(self, name: str) -> str:
+        """The name items mirrored from CRM `name` carry in the others."""
+        policy = (self.model_extra or {}).get(name)
+        return policy.label if policy is not None and policy.label else name

@@ -1,9 +1,13 @@
 """Executing a write-back plan: batched writes per CRM object, one result per record, the ledger and the
 conflicts recorded as the results come in.
 
-A record the CRM rejects (a 207 error, a per-record Salesforce error, a failed `$batch` part) fails alone:
-it is logged with the vendor's error, left `failed` in the ledger and planned again on the next run; the
-rest of its batch lands.
+Writes are sent in batches of the connector's request size (`write_batch_size`). Each batch's writes are
+recorded as intents and committed before it is sent; its results, the intents' removal and its conflicts are
+committed together after it returns (journeyhub.writeback.ledger), so a push killed at any instant leaves
+every write either in the ledger or as an intent the next push settles (journeyhub.writeback.settle).
+
+A record the CRM rejects (a per-record batch error) fails alone: it is logged with the vendor's error, left
+`failed` in the ledger and planned again on the next run; the rest of its batch lands.
 """
 
 from __future__ import annotations
@@ -16,21 +20,19 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, and_, select
+from sqlalchemy.engine import Connection
 
 from canonical.db import transaction
-from canonical.models import WritebackConflict, WritebackLedger
+from canonical.models import WritebackConflict
 from canonical.types import utcnow
-from canonical.upsert import upsert
-from connectors.base import Connector, WriteResult
-from connectors.errors import ConfigError, ConnectorError, FatalError, SkippableError
+from connectors.base import Connector, FieldSpec, WriteResult
+from connectors.errors import ConnectorError, FatalError, SkippableError
 from journeyhub.writeback.config import SystemPolicy
+from journeyhub.writeback.ledger import clear_intents, item_key, ledger_row, record_intents, write_ledger
 from journeyhub.writeback.plan import PlannedWrite
 
 log = logging.getLogger("journeyhub.writeback")
-FLUSH = 1000
-LOGICAL_NAMES = {"contacts": "contact", "leads": "lead", "tasks": "task", "annotations": "annotation"}
-SALESFORCE_TYPES = {"string": "Text", "datetime": "Date/Time", "number": "Number"}
-DATAVERSE_TYPES = {"string": "Single line of text", "datetime": "Date and time", "number": "Whole number"}
+MARKER_LABEL = "Journey Hub item id"
 
 
 @dataclass
@@ -54,42 +56,15 @@ class PushOutcome:
         return sum(outcome.failed for outcome in self.objects.values())
 
 
-def prepare(system: str, connector: Connector, policy: SystemPolicy) -> None:
-    """Make sure the CRM has the fields the hub writes: HubSpot properties are created; Salesforce and
-    Dataverse fields cannot be created through their REST APIs, so a missing one stops with the list."""
-    fields = [(rule.name, rule.type) for rule in policy.fields if rule.policy != "crm_owns"]
-    if system == "hubspot":
-        group = policy.property_group or "journeyhub"
-        for target in policy.targets:
-            connector.ensure_properties(target, group, "Journey Hub",  # type: ignore[attr-defined]
-                                        [(rule.name, rule.label or rule.name, rule.type) for rule in policy.fields])
-        if policy.mirror is not None:
-            connector.ensure_properties(policy.mirror.object, group, "Journey Hub",  # type: ignore[attr-defined]
-                                        [(policy.mirror.marker_field, "Journey Hub item id", "string")])
-        return
-    needed = {target: fields for target in policy.targets}
-    if policy.mirror is not None:  # the marker is the upsert key: it must be an external id / alternate key
-        needed[policy.mirror.object] = [(policy.mirror.marker_field, "external_id" if system == "salesforce"
-                                         else "string")]
-    missing: list[str] = []
-    for object_type, columns in needed.items():
-        if system == "salesforce":
-            absent = connector.missing_fields(object_type, columns)  # type: ignore[attr-defined]
-            missing += [f"{object_type}.{name} ({_type(SALESFORCE_TYPES, columns, name)})" for name in absent]
-        else:
-            absent = connector.missing_columns(LOGICAL_NAMES.get(object_type, object_type.rstrip("s")),  # type: ignore[attr-defined]
-                                               columns)
-            missing += [f"{object_type}.{name} ({_type(DATAVERSE_TYPES, columns, name)})" for name in absent]
-    if missing:
-        raise ConfigError(system, f"{len(missing)} field(s) the hub writes are missing; an admin must create: "
-                                  f"{', '.join(missing)} (see README, 'Fields to create in the CRMs')")
-
-
-def _type(names: dict[str, str], columns: list[tuple[str, str]], name: str) -> str:
-    kind = dict(columns).get(name, "string")
-    if name.lower().endswith(("external_id__c", "externalid")):
-        return f"{names['string']}, external id / alternate key, unique"
-    return names.get(kind, kind)
+def prepare(connector: Connector, policy: SystemPolicy) -> list[str]:
+    """Make sure the CRM has the fields the hub writes: the connector creates them where its API can, and
+    otherwise raises one ConfigError listing what an admin must create. Returns the fields created."""
+    fields: dict[str, list[FieldSpec]] = {
+        target: [FieldSpec(rule.name, rule.type, rule.label) for rule in policy.fields if rule.policy != "crm_owns"]
+        for target in policy.targets}
+    if policy.mirror is not None:  # the marker is how an item is found again: a unique key where the CRM has one
+        fields[policy.mirror.object] = [FieldSpec(policy.mirror.marker_field, "string", MARKER_LABEL, marker=True)]
+    return connector.ensure_fields(fields, group=policy.property_group)
 
 
 class Executor:
@@ -105,11 +80,13 @@ class Executor:
             key = (write.system, write.object_type)
             if not write.writes:
                 self.outcome.objects[key].unchanged += 1
-                self._conflicts([write])
+                if write.conflicts:
+                    with transaction(self.engine) as connection:
+                        self._conflicts(connection, [write])
                 continue
             bucket = (write.system, write.object_type, write.action)
             self._pending[bucket].append(write)
-            if len(self._pending[bucket]) >= FLUSH:
+            if len(self._pending[bucket]) >= self.connectors[write.system].write_batch_size(write.object_type):
                 self._flush(bucket)
         for bucket in list(self._pending):
             self._flush(bucket)
@@ -121,17 +98,21 @@ class Executor:
             return
         system, object_type, _ = bucket
         connector = self.connectors[system]
+        with transaction(self.engine) as connection:  # committed before the CRM sees anything
+            record_intents(connection, writes, self.run_id)
         before = connector.api_calls
         try:
             results = connector.write(object_type, [write.op() for write in writes])
         except ConnectorError as error:  # the whole batch failed (after retries): retried on the next run
             if isinstance(error, FatalError) and not isinstance(error, SkippableError):
-                raise
+                raise  # the intents stay: the next push settles whatever of this batch landed
             results = [WriteResult(key=write.item_key, ok=False, error=str(error), retriable=True) for write in writes]
-        self.outcome.api_calls[system] += connector.api_calls - before
+        finally:
+            self.outcome.api_calls[system] += connector.api_calls - before
         self._record(writes, results)
 
     def _record(self, writes: list[PlannedWrite], results: list[WriteResult]) -> None:
+        """The batch's results, the removal of its intents and its conflicts, in one transaction."""
         now = utcnow()
         rows: list[dict[str, Any]] = []
         for write, result in zip(writes, results, strict=True):
@@ -144,49 +125,36 @@ class Executor:
                                       f"{result.error}")
                 log.warning("%s rejected %s for %s %s: %s", write.system, write.object_type,
                             write.target_object_type, write.target_remote_id, result.error)
-            rows.append({
-                "system": write.system, "target_object_type": write.target_object_type,
-                "target_remote_id": write.target_remote_id, "item_key": write.item_key,
-                "remote_object_type": write.object_type, "remote_id": result.remote_id or write.remote_id,
-                "content_hash": write.content_hash if result.ok else None,
-                "payload": write.payload if result.ok else None, "status": "pushed" if result.ok else "failed",
-                "error": None if result.ok else (result.error or "rejected")[:4000], "attempts": 1,
-                "first_pushed_at": now, "last_pushed_at": now, "run_id": self.run_id})
+            rows.append(ledger_row(item_key(write), remote_object_type=write.object_type,
+                                   remote_id=result.remote_id or write.remote_id, content_hash=write.content_hash,
+                                   payload=write.payload, error=None if result.ok else (result.error or "rejected"),
+                                   run_id=self.run_id, at=now))
         with transaction(self.engine) as connection:
-            ok_rows = [row for row in rows if row["status"] == "pushed"]
-            failed_rows = [row for row in rows if row["status"] == "failed"]
-            conflict = ["system", "target_object_type", "target_remote_id", "item_key"]
-            if ok_rows:
-                upsert(connection, WritebackLedger, ok_rows, conflict=conflict,
-                       update=["remote_object_type", "remote_id", "content_hash", "payload", "status", "error",
-                               "last_pushed_at", "run_id"])
-            if failed_rows:  # keep what was pushed before (remote id, payload); only mark the failure
-                upsert(connection, WritebackLedger, failed_rows, conflict=conflict,
-                       update=["status", "error", "last_pushed_at", "run_id"])
-        self._conflicts([write for write, result in zip(writes, results, strict=True) if result.ok])
+            write_ledger(connection, rows)
+            clear_intents(connection, [item_key(write) for write in writes])
+            self._conflicts(connection, [write for write, result in zip(writes, results, strict=True) if result.ok])
 
-    def _conflicts(self, writes: list[PlannedWrite]) -> None:
+    def _conflicts(self, connection: Connection, writes: list[PlannedWrite]) -> None:
         """Record each conflict once (the same disagreement seen again is not a new conflict)."""
         found = [(write, conflict) for write in writes for conflict in write.conflicts]
         if not found:
             return
         now = utcnow()
-        with transaction(self.engine) as connection:
-            for write, conflict in found:
-                exists = connection.execute(select(WritebackConflict.id).where(and_(
-                    WritebackConflict.system == write.system,
-                    WritebackConflict.target_remote_id == write.target_remote_id,
-                    WritebackConflict.field == conflict.field,
-                    WritebackConflict.hub_value == _text(conflict.hub_value),
-                    WritebackConflict.crm_value == _text(conflict.crm_value)))).first()
-                if exists:
-                    continue
-                connection.execute(WritebackConflict.__table__.insert().values(
-                    run_id=self.run_id, system=write.system, target_object_type=write.target_object_type,
-                    target_remote_id=write.target_remote_id, field=conflict.field,
-                    hub_value=_text(conflict.hub_value), crm_value=_text(conflict.crm_value),
-                    policy=conflict.policy, resolution=conflict.resolution, detected_at=now))
-                self.outcome.objects[(write.system, write.object_type)].conflicts += 1
+        for write, conflict in found:
+            exists = connection.execute(select(WritebackConflict.id).where(and_(
+                WritebackConflict.system == write.system,
+                WritebackConflict.target_remote_id == write.target_remote_id,
+                WritebackConflict.field == conflict.field,
+                WritebackConflict.hub_value == _text(conflict.hub_value),
+                WritebackConflict.crm_value == _text(conflict.crm_value)))).first()
+            if exists:
+                continue
+            connection.execute(WritebackConflict.__table__.insert().values(
+                run_id=self.run_id, system=write.system, target_object_type=write.target_object_type,
+                target_remote_id=write.target_remote_id, field=conflict.field,
+                hub_value=_text(conflict.hub_value), crm_value=_text(conflict.crm_value),
+                policy=conflict.policy, resolution=conflict.resolution, detected_at=now))
+            self.outcome.objects[(write.system, write.object_type)].conflicts += 1
 
 
 def _text(value: Any) -> str | None:

@@ -1,14 +1,15 @@
 """The write-back plan: for every customer's record in every CRM, which journey fields to write and which
 timeline items from the other CRMs to mirror — compared with the ledger so a re-run plans nothing.
 
-A dry run prints this plan; a real run executes exactly it, so the dry run predicts the real one.
+A dry run prints this plan; a real run executes exactly it, so the dry run predicts the real one. Values
+are formatted by each CRM's connector (no calls are made while planning).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ import orjson
 from sqlalchemy import Engine
 
 from canonical.upsert import chunks
-from connectors.base import WriteOp
+from connectors.base import MISSING, Connector, WriteOp
 from journeyhub.writeback import facts, render
 from journeyhub.writeback.config import SystemPolicy, WritebackConfig
 from journeyhub.writeback.facts import LedgerEntry, Target, TimelineItem
@@ -47,6 +48,7 @@ class PlannedWrite:
     content_hash: str
     payload: dict[str, Any]
     remote_id: str | None = None
+    marker: str | None = None      # a mirrored item's marker (how a crashed push finds it again)
     external_id: tuple[str, str] | None = None
     associations: list[tuple[str, str]] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
@@ -90,9 +92,10 @@ class PlanSummary:
 
 
 class Planner:
-    def __init__(self, engine: Engine, config: WritebackConfig) -> None:
+    def __init__(self, engine: Engine, config: WritebackConfig, connectors: Mapping[str, Connector]) -> None:
         self.engine = engine
         self.config = config
+        self.connectors = connectors
 
     def plan(self, systems: Sequence[str]) -> Iterator[PlannedWrite]:
         """Every planned write (unchanged ones included), customer batch by customer batch."""
@@ -128,6 +131,7 @@ class Planner:
 
     def _fields(self, system: str, policy: SystemPolicy, target: Target, values: dict[str, Any],
                 entry: LedgerEntry | None) -> PlannedWrite:
+        connector = self.connectors[system]
         written = dict(entry.payload or {}) if entry and entry.status == "pushed" else {}
         crm_newer = entry is None or entry.last_pushed_at is None or (
             target.last_seen_at is not None and target.last_seen_at > entry.last_pushed_at)
@@ -136,9 +140,9 @@ class Planner:
         for rule in policy.fields:
             if rule.policy == "crm_owns":
                 continue
-            desired = render.format_value(system, rule.type, values.get(rule.value))
-            raw = render.raw_value(system, target.raw, rule.name)
-            crm = raw if crm_newer and raw is not render.MISSING else written.get(rule.name, raw)
+            desired = connector.format_value(rule.type, render.hub_value(rule.type, values.get(rule.value)))
+            raw = connector.field_value(target.raw, rule.name)
+            crm = raw if crm_newer and raw is not MISSING else written.get(rule.name, raw)
             crm_value, hub_value = render.normalized(rule.type, crm), render.normalized(rule.type, desired)
             if crm_value == hub_value:
                 continue
@@ -160,19 +164,22 @@ class Planner:
               entry: LedgerEntry | None) -> PlannedWrite:
         mirror = policy.mirror
         assert mirror is not None
+        connector = self.connectors[system]
         item_marker = render.marker(system, target, item.key)
-        values = render.item_fields(system, item, item_marker, mirror.marker_field)
+        values = connector.mirror_fields(mirror.object, render.mirrored(item, self.config.label(item.system),
+                                                                        mirror.marker_field, item_marker))
         digest = content_hash(values)
         pushed = entry is not None and entry.status == "pushed"
+        upsert = connector.mirror_mode(mirror.object) == "upsert"
         if pushed and entry.content_hash == digest:  # type: ignore[union-attr]
             action = "unchanged"
-        elif render.MIRROR_WRITE[system] == "upsert":
+        elif upsert:
             action = "upsert"
         else:
             action = "update" if entry is not None and entry.remote_id else "create"
-        external_id = (mirror.marker_field, item_marker) if render.MIRROR_WRITE[system] == "upsert" else None
         return PlannedWrite(system=system, object_type=mirror.object, action=action, customer_id=target.customer_id,
                             target_object_type=target.object_type, target_remote_id=target.remote_id,
                             item_key=item.key, values=values, content_hash=digest, payload={"marker": item_marker},
-                            remote_id=entry.remote_id if entry else None, external_id=external_id,
+                            remote_id=entry.remote_id if entry else None, marker=item_marker,
+                            external_id=(mirror.marker_field, item_marker) if upsert else None,
                             associations=[(target.object_type, target.remote_id)])

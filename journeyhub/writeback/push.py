@@ -1,10 +1,16 @@
-"""`push`: plan the write-back and, unless it is a dry run, execute it — per CRM, recorded as runs."""
+"""`push`: plan the write-back and, unless it is a dry run, execute it — per CRM, recorded as runs.
+
+A real push first makes sure each CRM has the hub's fields and settles what an earlier push left
+unconfirmed (journeyhub.writeback.settle); only then is anything planned, so a push that died at any instant
+is followed by one that writes nothing twice."""
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +22,9 @@ from journeyhub.runs import close_run, open_run
 from journeyhub.writeback.config import WritebackConfig
 from journeyhub.writeback.execute import Executor, PushOutcome, prepare
 from journeyhub.writeback.plan import PlannedWrite, Planner, PlanSummary
+from journeyhub.writeback.settle import Settled, settle
+
+log = logging.getLogger("journeyhub.writeback")
 
 
 @dataclass
@@ -25,6 +34,7 @@ class PushReport:
     plan: PlanSummary
     outcome: PushOutcome | None = None
     errors: dict[str, str] = field(default_factory=dict)   # system → the error that stopped it
+    settled: dict[str, Settled] = field(default_factory=dict)  # system → what an earlier push left unconfirmed
 
     def planned(self, system: str | None = None) -> Counter[str]:
         counts: Counter[str] = Counter()
@@ -45,23 +55,34 @@ def export_plan(rows: list[dict[str, Any]], path: Path) -> None:
         writer.writerows(rows)
 
 
-def push(engine: Engine, config: WritebackConfig, systems: list[str], *, run_id: str, dry_run: bool = False,
-         connectors: dict[str, Connector] | None = None, export: Path | None = None) -> PushReport:
-    """Plan every enabled system's write-back; execute it unless `dry_run`. A CRM whose setup fails (missing
-    fields, rejected credentials) is reported and skipped; the others are still pushed."""
+def push(engine: Engine, config: WritebackConfig, systems: list[str], *, run_id: str,
+         connectors: Mapping[str, Connector], dry_run: bool = False, export: Path | None = None) -> PushReport:
+    """Plan every enabled system's write-back; execute it unless `dry_run` (a dry run makes no CRM calls:
+    its connectors only format values). A CRM whose setup or settling fails (missing fields, rejected
+    credentials, no answer) is reported and skipped — nothing is planned for it; the others are pushed."""
     systems = [system for system in systems if config.system(system) is not None]
+    if missing := [system for system in systems if system not in connectors]:
+        raise ValueError(f"push needs a connector for {', '.join(missing)} (a dry run too: connectors format "
+                         "the values it plans)")
     report = PushReport(dry_run=dry_run, systems=systems, plan=PlanSummary())
     exported: list[dict[str, Any]] = []
     if not dry_run:
         for system in list(systems):
+            policy = config.system(system)
+            assert policy is not None
             try:
-                prepare(system, (connectors or {})[system], config.system(system))  # type: ignore[arg-type]
+                prepare(connectors[system], policy)
+                settled = report.settled[system] = settle(engine, system, connectors[system], policy)
+                if settled.total:
+                    log.warning("%s: an earlier push died with %d writes unconfirmed; %d had landed (now in the "
+                                "ledger), %d are planned again", system, settled.total, settled.landed,
+                                settled.absent)
             except Exception as error:
                 report.errors[system] = str(error)
                 systems.remove(system)
 
     def planned() -> Any:
-        for write in Planner(engine, config).plan(systems):
+        for write in Planner(engine, config, connectors).plan(systems):
             report.plan.add(write)
             if export is not None:
                 exported.append(write.row())
@@ -72,7 +93,7 @@ def push(engine: Engine, config: WritebackConfig, systems: list[str], *, run_id:
             pass
     else:
         rows = {system: open_run(engine, run_id, "push", system, "*") for system in systems}
-        executor = Executor(engine, connectors or {}, run_id)
+        executor = Executor(engine, dict(connectors), run_id)
         try:
             report.outcome = executor.run(planned())
         except Exception as error:

@@ -1,50 +1,35 @@
-"""How hub values and timeline items look in each CRM: value formats, raw-value lookup, mirrored items."""
+"""CRM-neutral pieces of what the hub writes: hub values in their declared types, comparable forms of the
+values a CRM returns, the marker of a mirrored item, and the item as a `MirroredItem`. How a CRM spells any
+of it is its connector's business (`Connector.format_value`, `field_value`, `mirror_fields`)."""
 
 from __future__ import annotations
 
 import hashlib
-import html
 from datetime import UTC, datetime
 from typing import Any
 
+from connectors.base import MISSING, FieldType, MirroredItem
 from journeyhub.ingest.transforms import parse_datetime
 from journeyhub.writeback.facts import Target, TimelineItem
 
-MISSING: Any = object()
-SYSTEM_LABEL = {"hubspot": "HubSpot", "salesforce": "Salesforce", "dynamics": "Dynamics 365"}
 KIND_LABEL = {
     "email": "Email", "call": "Call", "meeting": "Meeting", "chat": "Chat", "sms": "SMS", "social": "Social message",
     "form_submission": "Form submission", "survey_response": "Survey answer", "referral": "Referral",
     "review": "Review", "note": "Note", "task": "Task", "deal_created": "Deal opened", "deal_won": "Deal won",
     "deal_lost": "Deal lost", "ticket_opened": "Ticket opened", "ticket_closed": "Ticket closed",
 }
-#: how each CRM receives mirrored items: HubSpot notes are created then updated by id; Salesforce Tasks and
-#: Dataverse tasks are upserted by their external-id field (idempotent even without the ledger)
-MIRROR_WRITE = {"hubspot": "create", "salesforce": "upsert", "dynamics": "upsert"}
-HUBSPOT_NOTE_LIMIT = 65_000
 
 
-def format_value(system: str, field_type: str, value: Any) -> Any:
-    """A hub value in the form the CRM's API takes."""
+def hub_value(field_type: FieldType, value: Any) -> Any:
+    """A journey value in its declared type, what connectors format: an aware UTC datetime, an int (a
+    whole number) or float, or the value as it is for text; None stays None."""
     if value is None:
-        return "" if system == "hubspot" else None
+        return None
     if field_type == "datetime":
-        moment = value.astimezone(UTC) if isinstance(value, datetime) else parse_datetime(value)
-        if system == "dynamics":
-            return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+        return value.astimezone(UTC) if isinstance(value, datetime) else parse_datetime(value)
     if field_type == "number":
-        number = int(value) if float(value).is_integer() else float(value)
-        return str(number) if system == "hubspot" else number
-    return str(value)
-
-
-def raw_value(system: str, raw: dict[str, Any] | None, field: str) -> Any:
-    """The field's value in the record as last pulled, or MISSING when the pull did not read it."""
-    if not raw:
-        return MISSING
-    source = raw.get("properties", {}) if system == "hubspot" else raw
-    return source.get(field, MISSING)
+        return int(value) if float(value).is_integer() else float(value)
+    return value
 
 
 def normalized(field_type: str, value: Any) -> Any:
@@ -67,26 +52,13 @@ def marker(system: str, target: Target, item_key: str) -> str:
     return f"jh:{digest[:32]}"
 
 
-def _headline(item: TimelineItem) -> str:
+def headline(item: TimelineItem, source_label: str) -> str:
+    """What happened and where, e.g. "Call (outbound, connected) in Salesforce"."""
     label = KIND_LABEL.get(item.kind, item.kind.replace("_", " ").capitalize())
     details = ", ".join(part for part in (item.direction, item.outcome) if part)
-    return f"{label}{f' ({details})' if details else ''} in {SYSTEM_LABEL.get(item.system, item.system)}"
+    return f"{label}{f' ({details})' if details else ''} in {source_label}"
 
 
-def item_fields(system: str, item: TimelineItem, item_marker: str, marker_field: str) -> dict[str, Any]:
-    """The CRM-native fields of a mirrored item (the marker travels in `marker_field`)."""
-    headline, title, detail = _headline(item), item.title or "", item.detail or ""
-    when = item.occurred_at.astimezone(UTC)
-    if system == "hubspot":
-        body = (f"<p><strong>Journey Hub</strong> · {html.escape(headline)}</p>"
-                + (f"<p>{html.escape(title)}</p>" if title else "")
-                + (f"<p>{html.escape(detail)}</p>" if detail else ""))
-        return {"hs_timestamp": format_value(system, "datetime", when), "hs_note_body": body[:HUBSPOT_NOTE_LIMIT],
-                marker_field: item_marker}
-    text = f"{title}\n\n{detail}".strip()
-    if system == "salesforce":
-        return {"Subject": f"[Journey Hub] {headline}: {title}"[:255], "Description": text[:32_000] or headline,
-                "ActivityDate": when.date().isoformat(), "Status": "Completed", "Priority": "Normal"}
-    return {"subject": f"[Journey Hub] {headline}: {title}"[:200], "description": text[:100_000] or headline,
-            "actualend": format_value(system, "datetime", when), "scheduledend": format_value(system, "datetime", when),
-            "statecode": 1, "statuscode": 5}
+def mirrored(item: TimelineItem, source_label: str, marker_field: str, item_marker: str) -> MirroredItem:
+    return MirroredItem(headline=headline(item, source_label), title=item.title or "", detail=item.detail or "",
+                        occurred_at=item.occurred_at.astimezone(UTC), marker_field=marker_field, marker=item_marker)

@@ -1,20 +1,25 @@
 """The contract every connector passes, run against its emulator over loopback with the real SDK.
 
-A CRM's test module subclasses `ConnectorContract` and provides one fixture, `harness`, returning a
-`Harness` for a person object type whose emulator holds at least a few hundred records.
+A CRM's test module subclasses `ConnectorContract` (reads) and `WriteContract` (what write-back needs) and
+provides two fixtures: `harness`, returning a `Harness` for a person object type whose emulator holds at
+least a few hundred records, and `write_harness`, a `WriteHarness` on the same emulator.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import GeneratorType
+from typing import Any
 
 import pytest
 
-from connectors.base import Connector, Page
-from connectors.errors import AuthError, ConnectorError, FatalError, RetriableError
+from connectors.base import MISSING, Connector, FieldSpec, MarkedRecord, MirroredItem, Page, WriteOp
+from connectors.errors import AuthError, ConfigError, ConnectorError, FatalError, RetriableError
+from journeyhub.writeback.render import hub_value, normalized
 
 
 @dataclass
@@ -91,3 +96,116 @@ class ConnectorContract:
         with pytest.raises(ConnectorError) as error:
             drain(harness.failing_connector().read(harness.object_type, None, full=True))
         assert isinstance(error.value, RetriableError)
+
+
+# ---------------------------------------------------------------------------------------------- writes
+@dataclass
+class WriteHarness:
+    connector: Connector
+    person_type: str                                  # contacts / Contact / contacts
+    person_ids: list[str]                             # ≥ 120 existing person records the read tests
+                                                      # leave alone (they touch the first ids)
+    missing_person_id: str                            # a well-formed id no record has
+    fields: list[FieldSpec]                           # journey fields the org holds (a string and a datetime)
+    mirror_object: str                                # where mirrored items go (notes / Task / tasks)
+    marker_field: str
+    raw_record: Callable[[str, list[str]], dict[str, Any]]  # a person record as the CRM's API returns it
+    count_marked: Callable[[str], int]                # live mirror records carrying this marker
+    bare_connector: Callable[[], Connector]           # an org where nobody created the hub's fields
+
+
+def mirror_op(h: WriteHarness, marker: str, target: str, *, title: str = "Printer on fire",
+              remote_id: str | None = None) -> WriteOp:
+    """A mirrored item's write as the hub sends it: upserted by marker, or created (updated by id once known)."""
+    fields = h.connector.mirror_fields(h.mirror_object, MirroredItem(
+        headline="Ticket opened in Elsewhere", title=title, detail="Case 1027 · high",
+        occurred_at=datetime(2026, 3, 1, 10, 30, tzinfo=UTC), marker_field=h.marker_field, marker=marker))
+    if h.connector.mirror_mode(h.mirror_object) == "upsert":
+        return WriteOp("upsert", marker, fields, external_id=(h.marker_field, marker),
+                       associations=[(h.person_type, target)])
+    if remote_id is not None:
+        return WriteOp("update", marker, fields, remote_id=remote_id)
+    return WriteOp("create", marker, fields, associations=[(h.person_type, target)])
+
+
+class WriteContract:
+    """What write-back relies on, the same for every connector; subclasses provide `write_harness`."""
+
+    def test_ensure_fields_passes_for_an_org_that_has_them_and_is_idempotent(self, write_harness: WriteHarness) -> None:
+        h = write_harness
+        wanted = {h.person_type: h.fields, h.mirror_object: [FieldSpec(h.marker_field, marker=True)]}
+        h.connector.ensure_fields(wanted, group="journeyhub")
+        assert h.connector.ensure_fields(wanted, group="journeyhub") == [], "nothing left to create"
+
+    def test_ensure_fields_creates_what_it_can_or_lists_what_an_admin_must_create(
+            self, write_harness: WriteHarness) -> None:
+        h = write_harness
+        bare = h.bare_connector()
+        wanted = {h.person_type: h.fields, h.mirror_object: [FieldSpec(h.marker_field, marker=True)]}
+        names = [spec.name for specs in wanted.values() for spec in specs]
+        try:
+            created = bare.ensure_fields(wanted, group="journeyhub")
+        except ConfigError as error:
+            assert "admin must create" in error.message and all(name in error.message for name in names)
+            assert error.system == bare.system
+        else:
+            assert sorted(created) == sorted(names)
+            assert bare.ensure_fields(wanted, group="journeyhub") == []
+
+    def test_batched_updates_give_one_result_per_op_in_order_and_a_rejected_record_fails_alone(
+            self, write_harness: WriteHarness) -> None:
+        h = write_harness
+        spec = h.fields[0]
+        ids = h.person_ids[:120]
+        ops = [WriteOp("update", f"u{i}", {spec.name: h.connector.format_value(spec.type, hub_value(spec.type, "v"))},
+                       remote_id=remote_id) for i, remote_id in enumerate(ids)]
+        ops.insert(60, WriteOp("update", "gone", {spec.name: "v"}, remote_id=h.missing_person_id))
+        before = h.connector.api_calls
+        results = h.connector.write(h.person_type, ops)
+        calls = h.connector.api_calls - before
+        assert [result.key for result in results] == [op.key for op in ops], "one result per op, in op order"
+        assert [result.key for result in results if not result.ok] == ["gone"] and results[60].error
+        assert all(result.remote_id == op.remote_id for result, op in zip(results, ops, strict=True) if result.ok)
+        size = h.connector.write_batch_size(h.person_type)
+        assert calls <= math.ceil(len(ops) / size) + 2, f"{calls} calls for {len(ops)} updates in batches of {size}"
+
+    def test_formatted_values_round_trip_through_the_crm(self, write_harness: WriteHarness) -> None:
+        h = write_harness
+        values = {"string": "purchase", "datetime": datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC), "number": 42}
+        target = h.person_ids[-1]
+        data = {spec.name: h.connector.format_value(spec.type, hub_value(spec.type, values[spec.type]))
+                for spec in h.fields}
+        [result] = h.connector.write(h.person_type, [WriteOp("update", "round-trip", data, remote_id=target)])
+        assert result.ok, result.error
+        raw = h.raw_record(target, [spec.name for spec in h.fields])
+        for spec in h.fields:
+            assert normalized(spec.type, h.connector.field_value(raw, spec.name)) == normalized(
+                spec.type, values[spec.type]), spec
+        assert h.connector.field_value(raw, "no_such_field_anywhere") is MISSING
+        assert h.connector.field_value(None, h.fields[0].name) is MISSING
+        assert h.connector.format_value("string", None) in (None, ""), "None clears a field"
+        current = h.connector.read_current(h.person_type, [target, h.missing_person_id], [h.fields[0].name])
+        assert list(current) == [target] and normalized("string", current[target][h.fields[0].name]) == "purchase"
+
+    def test_a_mirrored_item_sent_twice_exists_once_and_is_found_by_its_marker(
+            self, write_harness: WriteHarness) -> None:
+        h = write_harness
+        markers = [f"jh:contract{index:04d}" for index in range(110)] + ["jh:contract-gone"]
+        targets = [*(h.person_ids[index % 40] for index in range(110)), h.missing_person_id]
+        first = h.connector.write(h.mirror_object, [mirror_op(h, m, t) for m, t in zip(markers, targets, strict=True)])
+        assert [result.key for result in first] == markers
+        assert [result.ok for result in first] == [True] * 110 + [False], "the item of a missing record fails alone"
+        records = [MarkedRecord(marker, (h.person_type, target)) for marker, target in zip(markers, targets,
+                                                                                             strict=True)]
+        found = h.connector.find_mirrored(h.mirror_object, h.marker_field, records)
+        assert found == {result.key: result.remote_id for result in first if result.ok}, \
+            "every item written a moment ago is found, the one that was not written is not"
+        again = h.connector.write(h.mirror_object, [mirror_op(h, m, t, title="Printer fixed", remote_id=found.get(m))
+                                                    for m, t in zip(markers[:110], targets, strict=False)])
+        assert all(result.ok for result in again) and [r.remote_id for r in again] == [r.remote_id for r in first[:110]]
+        assert all(h.count_marked(marker) == 1 for marker in markers[:110]), "written twice, there once"
+        assert h.count_marked(markers[-1]) == 0
+
+    def test_association_reconciliation_yields_cursorless_pages_or_nothing(self, write_harness: WriteHarness) -> None:
+        pages = list(write_harness.connector.reconcile_associations(write_harness.person_type))
+        assert all(page.cursor is None and page.object_type == write_harness.person_type for page in pages)

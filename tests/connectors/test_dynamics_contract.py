@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 
+from connectors.base import FieldSpec
 from connectors.dynamics import DynamicsConfig, DynamicsConnector
 from connectors.retry import RetryPolicy
 from sandbox.common.faults import FaultConfig
 from sandbox.common.server import EmulatorServer
 from sandbox.dynamics import DynamicsData, DynamicsEmulator
 from sandbox.dynamics import writes as dataverse_writes
-from tests.connectors.contract import ConnectorContract, Harness
+from tests.connectors.contract import ConnectorContract, Harness, WriteContract, WriteHarness
 
 FAST = RetryPolicy(max_attempts=3, max_seconds=5, initial_wait=0.01, max_backoff=0.05, max_vendor_wait=0.05)
 NS = uuid.UUID("3d1f8a52-2b7c-4f0e-9a51-6c2e0d4b7a19")
@@ -75,7 +78,35 @@ def harness(emulator: DynamicsEmulator, failing_url: str) -> Harness:
                    failing_connector=lambda: connector(failing_url))
 
 
-class TestDynamicsContract(ConnectorContract):
+@pytest.fixture(scope="module")
+def bare_url() -> Iterator[str]:
+    em = DynamicsEmulator(requests_per_5min=None, custom_columns=False)  # nobody created the hub's columns
+    with EmulatorServer(em) as server:
+        yield server.url
+
+
+@pytest.fixture
+def write_harness(emulator: DynamicsEmulator, bare_url: str) -> WriteHarness:
+    def raw_record(remote_id: str, columns: list[str]) -> dict[str, Any]:
+        response = httpx.get(f"{emulator.base_url}/api/data/v9.2/contacts({remote_id})",
+                             params={"$select": ",".join(columns)}, headers={"Authorization": "Bearer sandbox-token"})
+        response.raise_for_status()
+        return response.json()
+
+    def count_marked(marker: str) -> int:
+        with emulator.lock:
+            return sum(1 for row in emulator.store.all_rows("tasks") if row.get("new_externalid") == marker)
+
+    with emulator.lock:
+        contacts = sorted(emulator.store.state("contacts").rows)
+    return WriteHarness(connector=connector(emulator.base_url), person_type="contacts", person_ids=contacts[10:],
+                        missing_person_id=str(uuid.uuid5(NS, "nobody")),
+                        fields=[FieldSpec("new_journeystage"), FieldSpec("new_stageenteredon", "datetime")],
+                        mirror_object="tasks", marker_field="new_externalid", raw_record=raw_record,
+                        count_marked=count_marked, bare_connector=lambda: connector(bare_url))
+
+
+class TestDynamicsContract(ConnectorContract, WriteContract):
     def test_a_full_read_is_paged_and_counts_its_calls(self, harness: Harness) -> None:
         pages = list(harness.connector.read("contacts", None, full=True))
         assert len(pages) >= 4 and max(len(page.records) for page in pages) == 100

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connectors.base import WriteOp
+from connectors.base import FieldSpec, WriteOp
 from connectors.dynamics import DynamicsConfig, DynamicsConnector
+from connectors.errors import ConfigError
 from connectors.retry import RetryPolicy
 from sandbox.common.server import EmulatorServer
 from sandbox.dynamics import DynamicsData, DynamicsEmulator
@@ -148,10 +149,31 @@ def test_current_values_come_back_in_one_call(emulator: DynamicsEmulator) -> Non
 
 
 def test_missing_columns_are_listed_for_an_admin(emulator: DynamicsEmulator, bare_org: DynamicsEmulator) -> None:
-    assert hub(emulator).missing_columns("contact", JOURNEY_COLUMNS) == []
-    assert hub(bare_org).missing_columns("contacts", JOURNEY_COLUMNS) == [name for name, _ in JOURNEY_COLUMNS]
-    assert hub(emulator).missing_columns("task", [("new_externalid", "string"), ("subject", "datetime")]) == [
+    wanted = {"contacts": [FieldSpec(name, kind) for name, kind in JOURNEY_COLUMNS],  # type: ignore[arg-type]
+              "tasks": [FieldSpec("new_externalid", marker=True)]}
+    assert hub(emulator).ensure_fields(wanted) == []
+    with pytest.raises(ConfigError) as error:
+        hub(bare_org).ensure_fields(wanted)
+    message = error.value.message
+    assert "6 column(s)" in message and "an admin must create" in message
+    assert "contacts.new_journeystage (Single line of text (100))" in message
+    assert "contacts.new_stageenteredon (Date and time)" in message
+    assert "tasks.new_externalid (Single line of text (255), with an alternate key on it)" in message
+    assert hub(emulator).writer.missing_columns("task", [("new_externalid", "string"), ("subject", "datetime")]) == [
         "subject"], "a column of the wrong type cannot hold the value either"
+
+
+def test_a_marker_column_without_an_alternate_key_is_refused(emulator: DynamicsEmulator) -> None:
+    table = emulator.schema.tables["tasks"]
+    keys = dict(table.alt_keys)
+    with emulator.lock:  # the column exists, but nobody defined the key the upsert needs
+        table.alt_keys.clear()
+    try:
+        with pytest.raises(ConfigError, match=r"tasks\.new_externalid \(.*alternate key"):
+            hub(emulator).ensure_fields({"tasks": [FieldSpec("new_externalid", marker=True)]})
+    finally:
+        with emulator.lock:
+            table.alt_keys.update(keys)
 
 
 def test_writing_columns_that_do_not_exist_fails_every_operation_clearly(bare_org: DynamicsEmulator) -> None:

@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
+import httpx
 import pytest
 
+from connectors.base import FieldSpec
 from connectors.errors import FatalError, PermissionDenied, RateLimited, SkippableError, UpstreamError
 from connectors.hubspot import HubSpotConfig, HubSpotConnector
 from connectors.hubspot.client import http_error
@@ -17,7 +20,7 @@ from sandbox.common.faults import FaultConfig, FaultRule
 from sandbox.common.server import EmulatorServer
 from sandbox.hubspot import HubSpotData, HubSpotEmulator
 from sandbox.world import generate
-from tests.connectors.contract import ConnectorContract, Harness, drain, ids
+from tests.connectors.contract import ConnectorContract, Harness, WriteContract, WriteHarness, drain, ids
 
 FAST = RetryPolicy(max_attempts=3, max_seconds=10, initial_wait=0.01, max_backoff=0.05, max_vendor_wait=0.05)
 ANCHOR = datetime(2026, 11, 1, tzinfo=UTC)
@@ -75,7 +78,43 @@ def harness(emulator: HubSpotEmulator, failing_url: str) -> Harness:
         failing_connector=lambda: connector(failing_url))
 
 
-class TestHubSpotContract(ConnectorContract):
+@pytest.fixture(scope="module")
+def bare_url() -> Iterator[str]:
+    emu = HubSpotEmulator(rate_limit_per_10s=None)  # a portal where the hub never created its properties
+    with EmulatorServer(emu) as server:
+        yield server.url
+
+
+@pytest.fixture
+def write_harness(emulator: HubSpotEmulator, bare_url: str) -> WriteHarness:
+    hub = connector(emulator.base_url)
+    fields = [FieldSpec("journey_stage", label="Journey stage"),
+              FieldSpec("journey_stage_entered_at", "datetime", "Journey stage entered at"),
+              FieldSpec("journeyhub_email_opens", "number", "Marketing email opens")]
+    hub.ensure_fields({"contacts": fields, "notes": [FieldSpec("journeyhub_item_id", marker=True)]},
+                      group="journeyhub")
+    with emulator.lock:
+        contacts = sorted(emulator.store.types["contacts"].active)
+
+    def raw_record(remote_id: str, properties: list[str]) -> dict[str, Any]:
+        response = httpx.get(f"{emulator.base_url}/crm/v3/objects/contacts/{remote_id}",
+                             params={"properties": ",".join(properties)},
+                             headers={"Authorization": "Bearer sandbox-token"})
+        response.raise_for_status()
+        return response.json()
+
+    def count_marked(marker: str) -> int:
+        with emulator.lock:
+            notes = emulator.store.types["notes"]
+            return sum(1 for num in notes.active if notes.records[str(num)].props.get("journeyhub_item_id") == marker)
+
+    return WriteHarness(connector=hub, person_type="contacts", person_ids=[str(num) for num in contacts[10:]],
+                        missing_person_id="999999999", fields=fields, mirror_object="notes",
+                        marker_field="journeyhub_item_id", raw_record=raw_record, count_marked=count_marked,
+                        bare_connector=lambda: connector(bare_url))
+
+
+class TestHubSpotContract(ConnectorContract, WriteContract):
     def test_pages_report_their_calls_and_repeat_properties_and_associations(
             self, harness: Harness, emulator: HubSpotEmulator) -> None:
         emulator.requests.reset()
@@ -137,7 +176,7 @@ def test_the_lookback_catches_records_the_search_index_shows_late() -> None:
 
 def test_describe_reports_properties_with_their_type_and_whether_they_are_custom(emulator: HubSpotEmulator) -> None:
     hub = connector(emulator.base_url)
-    hub.ensure_properties("contacts", "journeyhub", "Journey Hub", [("journey_stage", "Journey stage", "string")])
+    hub.ensure_fields({"contacts": [FieldSpec("journey_stage", label="Journey stage")]}, group="journeyhub")
     fields = hub.describe("contacts").fields
     assert (fields["email"].type, fields["email"].custom) == ("string", False)
     assert fields["journey_stage"].custom and fields["journey_stage"].updateable

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connectors.base import WriteOp
+from connectors.base import FieldSpec, MarkedRecord, WriteOp
 from connectors.errors import ConfigError
 from connectors.hubspot import HubSpotConfig, HubSpotConnector
 from connectors.retry import RetryPolicy
@@ -20,10 +20,10 @@ from sandbox.hubspot import HubSpotData, HubSpotEmulator
 
 FAST = RetryPolicy(max_attempts=3, max_seconds=10, initial_wait=0.01, max_backoff=0.05, max_vendor_wait=0.05)
 CONTACTS = 1_050
-JOURNEY = [("journey_stage", "Journey stage", "string"), ("journey_stage_entered_at", "Journey stage entered at",
-                                                           "datetime"),
-           ("journeyhub_email_opens", "Marketing email opens", "number")]
-MARKER = [("journeyhub_item_id", "Journey Hub item id", "string")]
+JOURNEY = [FieldSpec("journey_stage", "string", "Journey stage"),
+           FieldSpec("journey_stage_entered_at", "datetime", "Journey stage entered at"),
+           FieldSpec("journeyhub_email_opens", "number", "Marketing email opens")]
+MARKER = [FieldSpec("journeyhub_item_id", "string", "Journey Hub item id", marker=True)]
 
 
 def seed() -> HubSpotData:
@@ -57,9 +57,9 @@ def stored(emulator: HubSpotEmulator, object_type: str, remote_id: str) -> dict[
 
 def test_ensure_properties_creates_the_group_and_properties_once(hub: HubSpotConnector,
                                                                  emulator: HubSpotEmulator) -> None:
-    assert hub.ensure_properties("contacts", "journeyhub", "Journey Hub", JOURNEY) == [name for name, _, _ in JOURNEY]
+    assert hub.ensure_fields({"contacts": JOURNEY}, group="journeyhub") == [spec.name for spec in JOURNEY]
     emulator.requests.reset()
-    assert hub.ensure_properties("contacts", "journeyhub", "Journey Hub", JOURNEY) == []
+    assert hub.ensure_fields({"contacts": JOURNEY}, group="journeyhub") == []
     assert sum(calls(emulator).values()) == 1, "with everything in place it is one read"
     created = {d["name"]: (d["type"], d["fieldType"], d["groupName"]) for d in emulator.dump_writes()["properties"]
                ["contacts"]}
@@ -68,18 +68,18 @@ def test_ensure_properties_creates_the_group_and_properties_once(hub: HubSpotCon
                        "journeyhub_email_opens": ("number", "number", "journeyhub")}
     assert [g["name"] for g in emulator.dump_writes()["propertyGroups"]["contacts"]] == ["journeyhub"]
     # a second property set in the same, existing group: the group's 409 is fine
-    assert hub.ensure_properties("contacts", "journeyhub", "Journey Hub",
-                                 [("journey_segment", "Journey segment", "string")]) == ["journey_segment"]
+    assert hub.ensure_fields({"contacts": [FieldSpec("journey_segment", label="Journey segment")]},
+                             group="journeyhub") == ["journey_segment"]
 
 
 def test_a_property_of_another_type_is_a_config_error(hub: HubSpotConnector) -> None:
     with pytest.raises(ConfigError, match="email is string, the hub needs number"):
-        hub.ensure_properties("contacts", "journeyhub", "Journey Hub", [("email", "Email", "number")])
+        hub.ensure_fields({"contacts": [FieldSpec("email", "number", "Email")]}, group="journeyhub")
 
 
 def test_contact_updates_are_batched_and_partial_failures_map_to_their_ops(hub: HubSpotConnector,
                                                                              emulator: HubSpotEmulator) -> None:
-    hub.ensure_properties("contacts", "journeyhub", "Journey Hub", JOURNEY)
+    hub.ensure_fields({"contacts": JOURNEY}, group="journeyhub")
     entered = datetime(2026, 3, 4, 5, 6, 7, 890_000, tzinfo=UTC)
     ops = [WriteOp("update", f"jh:c{i}", {"journey_stage": "purchase", "journey_stage_entered_at": entered,
                                           "journeyhub_email_opens": i}, remote_id=str(1000 + i)) for i in range(250)]
@@ -101,9 +101,9 @@ def test_contact_updates_are_batched_and_partial_failures_map_to_their_ops(hub: 
 
 
 def test_1000_updates_take_at_most_11_calls(hub: HubSpotConnector, emulator: HubSpotEmulator) -> None:
-    hub.ensure_properties("contacts", "journeyhub", "Journey Hub", JOURNEY)   # a portal set up before
+    hub.ensure_fields({"contacts": JOURNEY}, group="journeyhub")   # a portal set up before
     emulator.requests.reset()
-    hub.ensure_properties("contacts", "journeyhub", "Journey Hub", JOURNEY)   # what each write-back run checks
+    hub.ensure_fields({"contacts": JOURNEY}, group="journeyhub")   # what each write-back run checks
     results = hub.write("contacts", [WriteOp("update", f"k{i}", {"journey_stage": "education"},
                                              remote_id=str(1000 + i)) for i in range(1_000)])
     assert all(r.ok for r in results)
@@ -112,7 +112,7 @@ def test_1000_updates_take_at_most_11_calls(hub: HubSpotConnector, emulator: Hub
 
 def test_notes_are_created_with_their_contact_association_and_marker(hub: HubSpotConnector,
                                                                        emulator: HubSpotEmulator) -> None:
-    hub.ensure_properties("notes", "journeyhub", "Journey Hub", MARKER)
+    hub.ensure_fields({"notes": MARKER}, group="journeyhub")
     ops = [WriteOp("create", f"jh:item-{i}", {"hs_timestamp": datetime(2026, 2, 1, tzinfo=UTC),
                                                "hs_note_body": f"<p>Journey item {i}</p>"},
                    associations=[("contacts", str(1000 + i))]) for i in range(150)]
@@ -145,7 +145,7 @@ def test_notes_are_created_with_their_contact_association_and_marker(hub: HubSpo
 
 
 def test_the_hubs_own_notes_are_skipped_when_pulled(hub: HubSpotConnector) -> None:
-    hub.ensure_properties("notes", "journeyhub", "Journey Hub", MARKER)
+    hub.ensure_fields({"notes": MARKER}, group="journeyhub")
     hub.write("notes", [WriteOp("create", "jh:mirror-1", {"hs_timestamp": "2026-02-01T00:00:00Z",
                                                            "hs_note_body": "mirrored"},
                                 associations=[("contacts", "1001")])])
@@ -190,3 +190,28 @@ def test_an_update_of_a_merged_away_contact_lands_on_the_survivor(hub: HubSpotCo
                                      WriteOp("update", "plain", {"lastname": "Plain"}, remote_id="1003")])
     assert [(r.ok, r.remote_id) for r in results] == [(True, "1001"), (True, "1003")]
     assert stored(emulator, "contacts", "1001")["lastname"] == "Merged"
+
+
+def test_notes_created_a_moment_ago_are_found_by_marker_where_search_does_not_see_them_yet() -> None:
+    """A push killed right after a batch create landed is settled at once: the lookup reads associations and
+    records, not the search index (which HubSpot updates seconds after a create)."""
+    emu = HubSpotEmulator(rate_limit_per_10s=None, search_per_second=None, search_index_lag_seconds=600)
+    emu.load(seed())
+    with EmulatorServer(emu):
+        hub = HubSpotConnector(HubSpotConfig(access_token="sandbox-token", base_url=emu.base_url, retry=FAST))
+        hub.ensure_fields({"notes": MARKER}, group="journeyhub")
+        markers = [f"jh:lag-{i}" for i in range(3)]
+        created = hub.write("notes", [WriteOp("create", marker, {"hs_timestamp": "2026-02-01T00:00:00Z",
+                                                                 "journeyhub_item_id": marker},
+                                              associations=[("contacts", str(1000 + i))])
+                                      for i, marker in enumerate(markers)])
+        searched = hub.client.call(hub.client.objects_search.do_search, "notes", {"filterGroups": [{"filters": [
+            {"propertyName": "journeyhub_item_id", "operator": "IN", "values": markers}]}]}, what="search notes")
+        assert searched["total"] == 0, "the search index has not caught up yet"
+        emu.requests.reset()
+        found = hub.find_mirrored("notes", "journeyhub_item_id", [
+            MarkedRecord(marker, ("contacts", str(1000 + i))) for i, marker in enumerate(markers)]
+            + [MarkedRecord("jh:never-sent", ("contacts", "1005"))])
+    assert found == {result.key: result.remote_id for result in created}
+    assert calls(emu) == {"POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read": 1,
+                          "POST /crm/v3/objects/notes/batch/read": 1}

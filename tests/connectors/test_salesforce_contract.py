@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
+import httpx
 import pytest
 
+from connectors.base import FieldSpec
 from connectors.errors import AuthError, ConfigError, PermissionDenied, RateLimited, UpstreamError
 from connectors.retry import RetryPolicy
 from connectors.salesforce import SalesforceConfig, SalesforceConnector
@@ -17,7 +20,7 @@ from connectors.salesforce.reader import parse_time
 from sandbox.common.faults import FaultConfig, FaultRule
 from sandbox.common.server import EmulatorServer
 from sandbox.salesforce import SalesforceData, SalesforceEmulator
-from tests.connectors.contract import ConnectorContract, Harness, drain, ids
+from tests.connectors.contract import ConnectorContract, Harness, WriteContract, WriteHarness, drain, ids
 
 FAST = RetryPolicy(max_attempts=3, max_seconds=5, initial_wait=0.01, max_backoff=0.05, max_vendor_wait=0.05)
 CONTACTS = 450
@@ -74,7 +77,37 @@ def harness(emulator: SalesforceEmulator, failing_url: str) -> Harness:
                    failing_connector=lambda: connector(failing_url))
 
 
-class TestSalesforceContract(ConnectorContract):
+@pytest.fixture(scope="module")
+def bare_url() -> Iterator[str]:
+    em = SalesforceEmulator(custom_fields=False)  # an org where nobody created the hub's fields
+    with EmulatorServer(em) as server:
+        yield server.url
+
+
+@pytest.fixture
+def write_harness(emulator: SalesforceEmulator, bare_url: str) -> WriteHarness:
+    client = connector(emulator.base_url)
+
+    def raw_record(remote_id: str, fields: list[str]) -> dict[str, Any]:
+        response = httpx.get(f"{emulator.base_url}/services/data/v{client.config.api_version}/sobjects/Contact/"
+                             f"{remote_id}", params={"fields": ",".join(fields)},
+                             headers={"Authorization": "Bearer sandbox-token"})
+        response.raise_for_status()
+        return response.json()
+
+    def count_marked(marker: str) -> int:
+        return sum(1 for task in emulator.records("Task") if task.get("External_Id__c") == marker
+                   and not task.get("IsDeleted"))
+
+    live = sorted(record["Id"] for record in emulator.records("Contact") if not record["IsDeleted"])
+    return WriteHarness(connector=client, person_type="Contact", person_ids=live[10:],
+                        missing_person_id="0030W0000000000QAA",
+                        fields=[FieldSpec("Journey_Stage__c"), FieldSpec("Last_Interaction_At__c", "datetime")],
+                        mirror_object="Task", marker_field="External_Id__c", raw_record=raw_record,
+                        count_marked=count_marked, bare_connector=lambda: connector(bare_url))
+
+
+class TestSalesforceContract(ConnectorContract, WriteContract):
     def test_a_full_read_pages_by_query_batch_and_counts_its_calls(self, harness: Harness) -> None:
         fresh = connector(harness.connector.config.instance_url)  # type: ignore[attr-defined]
         pages = list(fresh.read("Contact", None, full=True))

@@ -1,16 +1,18 @@
 """Writing through sObject Collections against the Salesforce emulator: updates, idempotent upserts by
 External ID, isolated per-record failures, the call budget, and the describe-based checks the write-back
-uses (missing fields, current values)."""
+uses (fields an admin must create, current values)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from connectors.base import WriteOp
+from connectors.base import FieldSpec, WriteOp
+from connectors.errors import ConfigError
 from connectors.retry import RetryPolicy
 from connectors.salesforce import SalesforceConfig, SalesforceConnector
 from journeyhub.config import load_mappings, mappings_root
@@ -23,6 +25,7 @@ FAST = RetryPolicy(max_attempts=3, max_seconds=5, initial_wait=0.01, max_backoff
 JOURNEY_FIELDS = [("Journey_Stage__c", "text"), ("Journey_Segment__c", "text"),
                   ("Journey_Stage_Entered_At__c", "datetime"), ("Last_Interaction_At__c", "datetime"),
                   ("Last_Interaction_Channel__c", "text")]
+JOURNEY_SPECS = [(name, "string" if kind == "text" else kind) for name, kind in JOURNEY_FIELDS]
 
 
 @pytest.fixture(scope="module")
@@ -140,13 +143,19 @@ def test_mixed_operations_answer_in_op_order(emulator: SalesforceEmulator) -> No
     assert emulator.record(created.remote_id)["IsDeleted"] is True  # type: ignore[arg-type,index]
 
 
-def test_missing_fields_are_listed_for_an_admin(world: Any) -> None:
+def test_missing_fields_are_listed_for_an_admin_with_their_types(world: Any) -> None:
     em = SalesforceEmulator(custom_fields=False)
     em.load({"Contact": [{"LastName": "Only", "CreatedDate": "2025-01-01T00:00:00.000+0000"}]})
     with EmulatorServer(em):
         client = connector(em)
-        assert client.missing_fields("Contact", JOURNEY_FIELDS) == [name for name, _ in JOURNEY_FIELDS]
-        assert client.missing_fields("Task", [("External_Id__c", "external_id"), ("Subject", "text")]) == [
+        with pytest.raises(ConfigError) as error:
+            client.ensure_fields({"Contact": [FieldSpec(name, kind) for name, kind in JOURNEY_SPECS],
+                                  "Task": [FieldSpec("External_Id__c", marker=True)]})
+        assert "6 field(s)" in error.value.message and "an admin must create" in error.value.message
+        assert "Contact.Journey_Stage__c (Text(40))" in error.value.message
+        assert "Contact.Last_Interaction_At__c (Date/Time)" in error.value.message
+        assert "Task.External_Id__c (Text(255), External ID, Unique)" in error.value.message
+        assert client.writer.missing_fields("Task", [("External_Id__c", "external_id"), ("Subject", "text")]) == [
             "External_Id__c"]
         contact = em.records("Contact")[0]["Id"]
         [result] = client.write("Contact", [WriteOp("update", "x", remote_id=contact, data=dict.fromkeys(
@@ -156,9 +165,19 @@ def test_missing_fields_are_listed_for_an_admin(world: Any) -> None:
 
 def test_fields_of_the_wrong_type_or_not_an_external_id_count_as_missing(emulator: SalesforceEmulator) -> None:
     client = connector(emulator)
-    assert client.missing_fields("Contact", JOURNEY_FIELDS) == []
-    assert client.missing_fields("Contact", [("Journey_Stage__c", "datetime"), ("Name", "text"),
-                                             ("Email", "external_id")]) == ["Journey_Stage__c", "Name", "Email"]
+    assert client.ensure_fields({"Contact": [FieldSpec(name, kind) for name, kind in JOURNEY_SPECS],
+                                 "Task": [FieldSpec("External_Id__c", marker=True)]}) == []
+    assert client.writer.missing_fields("Contact", [("Journey_Stage__c", "datetime"), ("Name", "text"),
+                                                    ("Email", "external_id")]) == ["Journey_Stage__c", "Name", "Email"]
+
+
+def test_an_external_id_that_is_not_unique_is_refused_as_the_mirror_key(emulator: SalesforceEmulator) -> None:
+    task = emulator.schema["Task"]  # the schema is shared by every emulator: this one gets its own Task
+    fields = {**task.fields, "External_Id__c": replace(task.fields["External_Id__c"], unique=False)}
+    with emulator.lock:  # an org whose External_Id__c was created without "Unique"
+        emulator.schema = {**emulator.schema, "Task": replace(task, fields=fields)}
+    with pytest.raises(ConfigError, match=r"Task\.External_Id__c \(Text\(255\), External ID, Unique\)"):
+        connector(emulator).ensure_fields({"Task": [FieldSpec("External_Id__c", marker=True)]})
 
 
 def test_current_values_are_read_200_ids_per_call(emulator: SalesforceEmulator) -> None:

@@ -46,9 +46,9 @@ def tag(settings: Settings, as_of: datetime, *, full: bool = False) -> TagSummar
 
 def push_all(settings: Settings, *, dry_run: bool = False, systems: list[str] = SYSTEMS) -> PushReport:
     context = hub_context(settings)
-    connectors = {} if dry_run else {system: sync_flow.connector_for(system, settings) for system in systems}
+    connectors = {system: sync_flow.connector_for(system, settings) for system in systems}  # type: ignore[arg-type]
     return push(context.engine, context.writeback, systems, run_id=new_run_id(), dry_run=dry_run,
-                connectors=connectors)  # type: ignore[arg-type]
+                connectors=connectors)
 
 
 def engine_of(settings: Settings) -> Engine:

@@ -2,7 +2,8 @@
 
 Every system's copy of a customer carries the journey fields and the other systems' items; the dry run
 predicts exactly what the real run writes; a record the CRM rejects fails alone and is retried on the next
-run without duplicates; a second push writes nothing; the next sync ingests none of the hub's own items.
+run without duplicates; a second push writes nothing and leaves no intent; the next sync ingests none of the
+hub's own items. On SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy import text
 from canonical.db import make_engine
 from canonical.schema import upgrade
 from sandbox.runtime import Sandbox
+from tests.conftest import truncate_all
 from tests.e2e.hub import engine_of, hub_environment, pull, push_all, scalar, tag
 
 ANCHOR = datetime(2026, 11, 1, tzinfo=UTC)
@@ -44,11 +46,15 @@ def customer_in_all_three(engine: Any) -> tuple[str, dict[str, str]]:
     return customer, records
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    folder = tmp_path_factory.mktemp("writeback")
-    url = f"sqlite:///{folder / 'hub.db'}"
-    upgrade(make_engine(url))
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('writeback') / 'hub.db'}"
+        upgrade(make_engine(url))
+    else:
+        url = request.getfixturevalue("postgres_database")
+        upgrade(make_engine(url))
+        truncate_all(make_engine(url))
     with Sandbox(people=150, seed=31, anchor=ANCHOR) as sandbox, hub_environment(sandbox.env, url) as settings:
         pull(settings)
         tag(settings, ANCHOR)
@@ -110,11 +116,13 @@ def test_write_back_end_to_end(world: Any, tmp_path: Path) -> None:
     assert markers and max(markers.values()) == 1, "one task per mirrored item, however often pushed"
     assert any(row["_regardingobjectid_value"] == records["dynamics"] for row in dv_tasks)
 
-    # A second push with nothing new writes nothing.
+    # A second push with nothing new writes nothing, and a clean push leaves no intent behind.
     sandbox.reset_request_logs()
     quiet = push_all(settings)
     assert all(action == "unchanged" for _, _, action in quiet.plan.actions)
     assert sum(writes(sandbox.request_counts(system)) for system in ("hubspot", "salesforce", "dynamics")) == 0
+    assert scalar(engine, "SELECT COUNT(*) FROM writeback_intent") == 0
+    assert all(settled.total == 0 for settled in quiet.settled.values())
 
     # The next sync sees the hub's own items and skips them: no new interactions, no loop.
     interactions = scalar(engine, "SELECT COUNT(*) FROM interaction")
