@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
@@ -262,8 +263,9 @@ def test_hub_incremental_completes_on_a_worker_with_the_world_and_the_push(topol
 
 def test_cli_runs_against_the_server_share_the_budget(topology: Topology, world: Sandbox) -> None:
     needs("deployed")
-    rate = "6/3"  # the CLI's own setting resizes the shared limit (logged once per run)
+    rate = "6/3"
     env = {**topology.env, "JOURNEYHUB_RATE_HUBSPOT": rate}
+    httpx.delete(f"{topology.api}/v2/concurrency_limits/crm-hubspot", timeout=30).raise_for_status()
     world.reset_request_logs()
     command = [str(BIN / "journeyhub"), "sync", "--system", "hubspot", "--full"]
     runs = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -273,9 +275,15 @@ def test_cli_runs_against_the_server_share_the_budget(topology: Topology, world:
         assert run.returncode == 0, output[-3000:]
     assert len(world.request_times("hubspot")) > budget(rate), "too few requests to put the budget to the test"
     STATE["peaks-cli"] = assert_within_budgets(world, {"hubspot": rate})
-    flows = topology.post("/flow_runs/filter", {"flow_runs": {"deployment_id": {"is_null_": True}}, "limit": 50,
-                                                "offset": 0})
-    assert sum(1 for run in flows if run["name"].startswith("sync-hubspot")) >= 2, "the CLI runs are not on the server"
+    flows = topology.post("/flow_runs/filter", {"flow_runs": {  # runs of no deployment and no parent run
+        "deployment_id": {"is_null_": True}, "parent_task_run_id": {"is_null_": True}}, "limit": 50, "offset": 0})
+    assert sorted(run["name"][:12] for run in flows) == ["sync-hubspot"] * 2, "the CLI runs are not on the server"
+    # the limit was gone: the two runs made it on their first requests, once, at the CLI's size
+    created = [line for run in flows for line in topology.log_lines(run["id"])
+               if "created the Prefect rate limit" in line]
+    assert created == ["created the Prefect rate limit crm-hubspot: burst 6, 3 requests/s"]
+    limit = topology.get("/v2/concurrency_limits/crm-hubspot")
+    assert (limit["limit"], limit["slot_decay_per_second"]) == (6, 3.0)
 
 
 def test_the_killed_run_ends_crashed(topology: Topology) -> None:
