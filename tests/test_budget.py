@@ -9,6 +9,7 @@ import time
 import pytest
 
 from journeyhub.budget import TokenBucket
+from tests.deploy.topology import peak
 
 
 class FakeTime:
@@ -25,47 +26,31 @@ class FakeTime:
             self.now += seconds
 
 
-def peak(times: list[float], window: float) -> int:
-    """The most requests that started within any `window` seconds (both ends included)."""
-    times, best, first = sorted(times), 0, 0
-    for last, moment in enumerate(times):
-        while moment - times[first] > window:
-            first += 1
-        best = max(best, last - first + 1)
-    return best
+def send(bucket_size: tuple[int, float], requests: int, idle_every: int = 0) -> list[float]:
+    """When each of `requests` requests may go, on a fake clock (with an idle spell every `idle_every`)."""
+    fake = FakeTime()
+    bucket = TokenBucket(*bucket_size, clock=fake.clock, sleep=fake.sleep)
+    sent = []
+    for index in range(requests):
+        if idle_every and index % idle_every == 0:
+            fake.sleep(3.3)  # idle spells refill the bucket, never beyond the burst
+        bucket.take()
+        sent.append(fake.now)
+    return sent
 
 
 def test_a_burst_goes_at_once_then_the_rate_paces_the_rest() -> None:
-    fake = FakeTime()
-    bucket = TokenBucket(5, 2.0, clock=fake.clock, sleep=fake.sleep)
-    sent = []
-    for _ in range(11):
-        bucket.take()
-        sent.append(fake.now)
+    sent = send((5, 2.0), 11)
     assert sent[:5] == [0.0] * 5
     assert sent[5:] == pytest.approx([0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
 
 
 def test_no_window_ever_holds_more_than_burst_plus_rate_times_window() -> None:
-    fake = FakeTime()
-    bucket = TokenBucket(20, 2.0, clock=fake.clock, sleep=fake.sleep)
-    sent = []
-    for index in range(200):
-        if index % 37 == 0:
-            fake.sleep(3.3)  # idle spells refill the bucket, never beyond the burst
-        bucket.take()
-        sent.append(fake.now)
-    assert peak(sent, 10.0) <= 20 + 2.0 * 10
+    assert peak(send((20, 2.0), 200, idle_every=37), 10.0) <= 20 + 2 * 10
 
 
 def test_a_busy_client_gets_the_whole_budget() -> None:
-    fake = FakeTime()
-    bucket = TokenBucket(20, 2.0, clock=fake.clock, sleep=fake.sleep)
-    sent = []
-    for _ in range(100):
-        bucket.take()
-        sent.append(fake.now)
-    assert peak(sent, 10.0) == 20 + 2 * 10
+    assert peak(send((20, 2.0), 100), 10.0) == 20 + 2 * 10
 
 
 def test_threads_share_one_budget() -> None:
