@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.runtime import hub_context, run_name
+from flows.runtime import hub_context, run_log, run_name
 from flows.sync import connector_for, ordered_objects
 from journeyhub.config import load_mappings
 from journeyhub.ingest.loader import PageLoader
 from journeyhub.ingest.reconcile import APPEND_ONLY, Reconciled, reconcile_object
+from journeyhub.ingest.writer_lock import writer_lock
 from journeyhub.runs import new_run_id
 from journeyhub.settings import Settings, SystemName
 
@@ -19,7 +22,9 @@ from journeyhub.settings import Settings, SystemName
 def reconcile_one(settings: Settings, system: SystemName, object_type: str, run_id: str) -> Reconciled:
     context = hub_context(settings)
     loader = PageLoader(context.engine, system, load_mappings(context.mappings, system), run_id, context.identity)
-    return reconcile_object(context.engine, connector_for(system, settings), loader, object_type, run_id=run_id)
+    with writer_lock(context.engine, system, object_type, on_wait=partial(
+            run_log, "%s %s: another run is writing it; reconciling it once that run is done", system, object_type)):
+        return reconcile_object(context.engine, connector_for(system, settings), loader, object_type, run_id=run_id)
 
 
 @flow(name="reconcile", flow_run_name=run_name("reconcile", "systems"), log_prints=True)

@@ -12,6 +12,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from prefect import flow, task
@@ -26,9 +27,12 @@ from journeyhub.connections import open_connector
 from journeyhub.ingest.loader import Counts, PageLoader
 from journeyhub.ingest.spec import MappingSpec
 from journeyhub.ingest.sync import pull_pages
-from journeyhub.runs import close_run, new_run_id, open_run
+from journeyhub.ingest.writer_lock import writer_lock
+from journeyhub.runs import close_interrupted, close_run, new_run_id, open_run
 from journeyhub.settings import Settings, SystemName
 
+#: logged once when another run holds the object's writer lock (`journeyhub.ingest.writer_lock`)
+WAITING = "%s %s: another run is pulling it; waiting for it to finish, then going on from its cursor"
 #: reference data first, then people, then what refers to them
 ENTITY_ORDER = ["owner", "pipeline_stage", "company", "person", "deal", "ticket", "association", "interaction"]
 #: the connectors opened per settings object (by id), dropped when those settings are garbage-collected
@@ -44,7 +48,7 @@ def connector_for(system: SystemName, settings: Settings) -> Connector:
             opened = _connectors[id(settings)] = {}
             weakref.finalize(settings, _connectors.pop, id(settings), None)
         if system not in opened:
-            opened[system] = open_connector(system, settings, throttle=throttle(system) if under_prefect() else None)
+            opened[system] = open_connector(system, settings, throttle=throttle(system, settings))
         return opened[system]
 
 
@@ -135,34 +139,36 @@ def sync_system(settings: Settings, system: SystemName, *, full: bool = False, o
     result = SystemSync(system, run_id)
     mappings = load_mappings(context.mappings, system)
     for object_type in ordered_objects(mappings, objects):
-        started = time.perf_counter()
-        row = open_run(context.engine, run_id, "pull", system, object_type)
-        counts, first = Counts(), True
-        try:
-            while True:
-                batch = pull(settings, system, object_type, full=full and first, run_id=run_id, run_row_id=row,
-                             max_pages=settings.page_task_size)
-                first = False
-                counts.add(batch.counts)
-                if progress is not None:
-                    progress(system, object_type, counts)
-                if batch.done or batch.counts.records_read == 0:  # an idle read: nothing more to pull
+        with writer_lock(context.engine, system, object_type, on_wait=partial(run_log, WAITING, system, object_type)):
+            started = time.perf_counter()
+            row = open_run(context.engine, run_id, "pull", system, object_type)
+            close_interrupted(context.engine, "pull", system, object_type, keep=row)
+            counts, first = Counts(), True
+            try:
+                while True:
+                    batch = pull(settings, system, object_type, full=full and first, run_id=run_id,
+                                 run_row_id=row, max_pages=settings.page_task_size)
+                    first = False
+                    counts.add(batch.counts)
+                    if progress is not None:
+                        progress(system, object_type, counts)
+                    if batch.done or batch.counts.records_read == 0:  # an idle read: nothing more to pull
+                        break
+            except ConnectorError as error:
+                close_run(context.engine, row, "failed", str(error))
+                run_log("%s %s failed: %s", system, object_type, error, level=40)
+                result.objects.append(ObjectResult(object_type, "failed", counts, time.perf_counter() - started,
+                                                   str(error)))
+                if isinstance(error, FatalError):
+                    result.error = str(error)
                     break
-        except ConnectorError as error:
-            close_run(context.engine, row, "failed", str(error))
-            run_log("%s %s failed: %s", system, object_type, error, level=40)
-            result.objects.append(ObjectResult(object_type, "failed", counts, time.perf_counter() - started,
-                                               str(error)))
-            if isinstance(error, FatalError):
-                result.error = str(error)
-                break
-            continue
-        except Exception as error:
-            close_run(context.engine, row, "failed", f"{type(error).__name__}: {error}")
-            raise
-        status = "partial" if counts.quarantined else "succeeded"
-        close_run(context.engine, row, status)
-        result.objects.append(ObjectResult(object_type, status, counts, time.perf_counter() - started))
+                continue
+            except Exception as error:
+                close_run(context.engine, row, "failed", f"{type(error).__name__}: {error}")
+                raise
+            status = "partial" if counts.quarantined else "succeeded"
+            close_run(context.engine, row, status)
+            result.objects.append(ObjectResult(object_type, status, counts, time.perf_counter() - started))
         run_log("%s %s: read %d, inserted %d, updated %d, deleted %d, quarantined %d, skipped %d, %d API calls",
                 system, object_type, counts.records_read, counts.inserted, counts.updated, counts.deleted,
                 counts.quarantined, counts.skipped, counts.api_calls)

@@ -11,6 +11,9 @@ from sqlalchemy import Engine, insert, select, update
 from canonical.models import SyncRun
 from canonical.types import utcnow
 
+#: why a run still marked running was closed by the next run of its object
+INTERRUPTED = "interrupted: its process stopped before it finished (killed, or its host died)"
+
 
 def new_run_id() -> str:
     """The hub's run id: the Prefect flow-run id when running under Prefect, else a fresh one."""
@@ -38,6 +41,16 @@ def close_run(engine: Engine, row_id: int, status: str, error: str | None = None
     values.update(counts)
     with engine.begin() as connection:
         connection.execute(update(SyncRun).where(SyncRun.id == row_id).values(**values))
+
+
+def close_interrupted(engine: Engine, direction: str, system: str, object_type: str, *, keep: int) -> int:
+    """Mark as failed the runs of this (direction, system, object) still `running` except row `keep`: called
+    by the holder of the object's writer lock, so their processes are gone (killed, or their host died)."""
+    with engine.begin() as connection:
+        return connection.execute(update(SyncRun).where(
+            SyncRun.direction == direction, SyncRun.system == system, SyncRun.object_type == object_type,
+            SyncRun.status == "running", SyncRun.id != keep,
+        ).values(status="failed", finished_at=utcnow(), error=INTERRUPTED)).rowcount
 
 
 def run_rows(engine: Engine, run_id: str) -> list[SyncRun]:

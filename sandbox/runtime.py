@@ -193,6 +193,12 @@ class Sandbox:
     def total_requests(self, system: str) -> int:
         return sum(self.request_counts(system).values())
 
+    def request_times(self, system: str) -> list[float]:
+        """Arrival times (seconds since the epoch) of the HTTP requests in the log, in order: what request
+        rates are measured from. Operations inside a Dataverse `$batch` travel in their batch's request."""
+        log = self.endpoints[system].admin("GET", "requests")["log"]
+        return sorted(entry["at"] for entry in log if not entry["route"].startswith("$batch:"))
+
     def reset_request_logs(self) -> None:
         for endpoint in self.endpoints.values():
             endpoint.admin("POST", "requests/reset")

@@ -7,7 +7,8 @@ so the three emulators behave the same way to the tests that drive them.
 
 Admin API (never faulted, never counted, no auth):
   GET  /__sandbox/health            {"emulator": name, "ok": true}
-  GET  /__sandbox/requests          {"counts": {"GET /route": n}, "total": n, "log": [...]} (?log=0 omits it)
+  GET  /__sandbox/requests          {"counts": {"GET /route": n}, "total": n, "log": [...]} (?log=0 omits it;
+                                    each entry has its route, status and arrival time `at`)
   POST /__sandbox/requests/reset    clears the request log
   GET  /__sandbox/dump              everything written through the API (what write-back created or changed)
   GET  /__sandbox/faults            the current FaultConfig
@@ -53,6 +54,7 @@ class LoggedRequest:
     status: int
     duration_ms: float
     fault: str | None = None
+    at: float = 0.0          # arrival, seconds since the epoch (request rates are measured from these)
 
 
 @dataclass
@@ -167,7 +169,7 @@ class Emulator:
 
     def _wrap(self, handler: Handler, key: str, auth: bool, faults: bool) -> Handler:
         async def endpoint(request: Request) -> Response:
-            started = time.perf_counter()
+            arrived, started = time.time(), time.perf_counter()
             fault_name: str | None = None
             response = await self._precheck(request, auth, faults)
             if response is not None:
@@ -179,7 +181,7 @@ class Emulator:
                     response = json_response({"error": "emulator failure", "detail": repr(error)}, 500)
             self.requests.record(LoggedRequest(
                 request.method, key, request.url.path, request.url.query, response.status_code,
-                (time.perf_counter() - started) * 1000, fault_name))
+                (time.perf_counter() - started) * 1000, fault_name, arrived))
             return response
 
         return endpoint

@@ -198,7 +198,7 @@ class DynamicsEmulator(DataverseRoutes, Emulator):
 
     def _log_inner(self, method: str, key: str, path: str, query: str, status: int, started: float) -> None:
         self.requests.record(LoggedRequest(method, key, path, query, status,
-                                           (time.perf_counter() - started) * 1000))
+                                           (time.perf_counter() - started) * 1000, at=time.time()))
 
     # ------------------------------------------------------------------------------ service protection
     def service_protection(self, token: str | None) -> ApiResponse | None:

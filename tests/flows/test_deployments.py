@@ -23,12 +23,15 @@ def test_prefect_yaml_validates_strictly_with_prefects_model() -> None:
     assert {deployment.name for deployment in model.deployments} == {
         "hub-incremental", "nightly-reconciliation", "tag-only", "push-only", "sync-one-crm"}
     assert len(DEPLOYMENTS) == len(model.deployments), "Prefect's loader skipped deployments it could not read"
-    assert ACTIONS["pull"], "workers need a pull step that sets the working directory"
+    # workers run the installed package: module entrypoints, and no pull step that needs a checkout on the host
+    assert ACTIONS["pull"] == [], "a pull step would tie every worker to a checkout at a fixed path"
+    assert all(".py" not in deployment["entrypoint"] for deployment in DEPLOYMENTS)
 
 
 @pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=[d["name"] for d in DEPLOYMENTS])
-def test_entrypoint_loads_and_parameters_validate(deployment: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(ROOT)
+def test_entrypoint_loads_and_parameters_validate(deployment: dict, monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # a worker's flow-run process starts anywhere: the entrypoint is the package's
     flow = load_flow_from_entrypoint(deployment["entrypoint"])
     given = deployment.get("parameters") or {}
     validated = flow.validate_parameters(given)
@@ -45,10 +48,9 @@ def test_scheduled_deployments_never_overlap_themselves() -> None:
             assert deployment.get("concurrency_limit") == 1, deployment["name"]
 
 
-def test_bad_parameters_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_parameters_are_rejected() -> None:
     from prefect.exceptions import ParameterTypeError
 
-    monkeypatch.chdir(ROOT)
-    flow = load_flow_from_entrypoint("flows/sync.py:sync_crm")
+    flow = load_flow_from_entrypoint("flows.sync:sync_crm")
     with pytest.raises(ParameterTypeError):
         flow.validate_parameters({"system": "zoho"})

@@ -1,0 +1,55 @@
+"""A CRM's API budget where no Prefect server is configured: `journeyhub sync` keeps to it by itself (a token
+bucket in the process), measured in the emulator's request log; one budget per CRM and size per process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from canonical.db import make_engine
+from canonical.schema import upgrade
+from flows.limits import PrefectSlots, throttle
+from journeyhub.settings import Settings
+from sandbox.runtime import Sandbox
+from tests.deploy.topology import budget, peak
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_without_a_server_a_cli_sync_keeps_to_the_budget(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    upgrade(make_engine(url))
+    rate = "3/2"
+    with Sandbox(people=300, seed=7) as sandbox:
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("PREFECT_", "JOURNEYHUB_"))}
+        env.update(sandbox.env, JOURNEYHUB_DATABASE_URL=url, JOURNEYHUB_RATE_HUBSPOT=rate, PREFECT_HOME=str(tmp_path))
+        result = subprocess.run([str(Path(sys.executable).parent / "journeyhub"), "sync", "--system", "hubspot"],
+                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        times = sandbox.request_times("hubspot")
+    assert len(times) > budget(rate), "too few requests to put the budget to the test"
+    assert peak(times) <= budget(rate), f"{peak(times)} requests in 10 s, budget {budget(rate)}"
+    print(f"no server: {len(times)} requests, at most {peak(times)} in 10 s (budget {budget(rate)})")
+
+
+def test_each_crm_has_one_budget_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOURNEYHUB_RATE_HUBSPOT", "7/3")
+    settings = Settings()
+    assert throttle("hubspot", settings) is throttle("hubspot", Settings())
+    assert throttle("hubspot", settings) is not throttle("dynamics", settings)
+    monkeypatch.setenv("JOURNEYHUB_RATE_HUBSPOT", "8/3")
+    assert throttle("hubspot", Settings()) is not throttle("hubspot", settings)
+
+
+@pytest.mark.parametrize(("burst", "per_second", "chunk"), [(20, 2.0, 1), (190, 19.0, 9), (600, 100.0, 10),
+                                                            (3, 50.0, 3)])
+def test_slots_are_taken_a_few_at_a_time_only_when_the_rate_allows(burst: int, per_second: float,
+                                                                   chunk: int) -> None:
+    # slots unused after half a second are dropped: taking more than the rate gives in that time could
+    # send more than the budget, and never more than the burst
+    assert PrefectSlots("hubspot", burst, per_second).chunk == chunk
