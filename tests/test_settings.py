@@ -90,7 +90,7 @@ def test_each_crm_api_budget_is_its_package_default_unless_overridden(monkeypatc
     monkeypatch.setenv("JOURNEYHUB_RATE_SALESFORCE", "50/2.5")
     settings = Settings()
     assert [settings.rate(name) for name in ("hubspot", "salesforce", "dynamics")] == [(40, 40.0), (50, 2.5),
-                                                                                      (600, 20.0)]
+                                                                                      (600, 18.0)]
     with pytest.raises(ValidationError, match=r"JOURNEYHUB_RATE_DYNAMICS[^']*'fast' is not a rate"):
         Settings.from_env({"JOURNEYHUB_RATE_DYNAMICS": "fast"}).rate("dynamics")
 
@@ -109,3 +109,13 @@ def test_settings_survive_a_pickle_round_trip_with_their_crm_settings() -> None:
     copied = pickle.loads(pickle.dumps(settings))
     assert copied.enabled_systems() == ["hubspot"] and copied.rate("hubspot") == (7, 0.5)
     assert copied.hubspot.token() == "pat-1" and type(copied.hubspot) is type(settings.hubspot)
+
+
+@pytest.mark.parametrize(("system", "window_seconds", "vendor_limit"), [
+    ("hubspot", 10, 190),      # private apps: 190 requests per rolling 10 s (Professional/Enterprise)
+    ("dynamics", 300, 6000),   # Dataverse service protection: 6,000 requests per 5 minutes per user
+])
+def test_the_default_budgets_never_let_more_through_than_the_vendor_allows(system: str, window_seconds: int,
+                                                                          vendor_limit: int) -> None:
+    burst, per_second = Settings.from_env({}).rate(system)
+    assert burst + per_second * window_seconds <= vendor_limit

@@ -70,4 +70,4 @@ def open_dynamics(settings: DynamicsSettings, retry: RetryPolicy, throttle: Thro
 
 
 #: Dataverse's service protection: 6,000 requests per 5 minutes per user
-PACKAGE = ConnectorPackage("dynamics", "Dynamics 365", DynamicsSettings, rate=(600, 20.0), open=open_dynamics)
+PACKAGE = ConnectorPackage("dynamics", "Dynamics 365", DynamicsSettings, rate=(600, 18.0), open=open_dynamics)

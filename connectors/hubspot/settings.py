@@ -31,4 +31,4 @@ def open_hubspot(settings: HubSpotSettings, retry: RetryPolicy, throttle: Thrott
 
 
 #: 190 requests per 10 s for a private app
-PACKAGE = ConnectorPackage("hubspot", "HubSpot", HubSpotSettings, rate=(190, 19.0), open=open_hubspot)
+PACKAGE = ConnectorPackage("hubspot", "HubSpot", HubSpotSettings, rate=(90, 10.0), open=open_hubspot)
