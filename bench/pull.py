@@ -246,7 +246,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "serve-hubspot":
         serve_hubspot(args.records)
-    elif args.command == "memory-child":
+        return
+    from flows.process import tune_gc
+
+    tune_gc()  # the hub's side measured as the CLI runs it (the emulator child keeps Python's defaults)
+    if args.command == "memory-child":
         memory_child(args.url)
     elif args.command == "calls":
         calls(args.people)

@@ -1,23 +1,41 @@
 """Write models: what a mapping must produce for each canonical entity.
 
-A mapped record is validated here before it is stored; a validation failure quarantines the record with a
-reason (`invalid_email`, `missing_required_field`, `invalid_value`) instead of failing the run. Field names
-are the canonical table columns; references to other records are source keys.
+Each write model is its entity's base from `canonical.models` — where the fields, their types and their column
+lengths are declared, once, for the table too — plus what a mapped record must satisfy: no unknown fields,
+whitespace stripped, vocabulary values (`canonical.vocabulary`), well-formed emails, a person that can be
+told apart, the required fields. A mapped record is validated here before it is stored; a validation failure
+quarantines the record with a reason (`invalid_email`, `missing_required_field`, `invalid_value`) instead of
+failing the run. Field names are the canonical table columns; references to other records are source keys.
+
+Text longer than its column (docs/schema.md, "Values longer than their column"): free text — names, subjects,
+bodies, labels, listed per model in `free_text` — is cut to fit and ends with "…"; any other text (ids, source
+keys, emails, phones, domains, codes) is refused with `invalid_value`, since a shortened identifier would
+name something else.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from annotated_types import MaxLen
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from sqlmodel import SQLModel
 
-from canonical.vocabulary import Channel, DealStatus, Direction, InteractionKind, Outcome, PersonKind
+from canonical.models import (
+    AssociationBase,
+    CompanyBase,
+    DealBase,
+    InteractionBase,
+    OwnerBase,
+    PersonBase,
+    PipelineStageBase,
+    TicketBase,
+)
 
 EMAIL_PATTERN = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[^@\s<>(),;:\"\[\]]+\.[^@\s<>(),;:\"\[\]]+$")
-SUBJECT_LIMIT = 1000
-BODY_LIMIT = 4000
+TEXT_LIMIT = 4000  # free text in a column without a length (ticket and interaction bodies)
 
 
 class InvalidEmail(ValueError):
@@ -30,29 +48,59 @@ def _truncate(value: str | None, limit: int) -> str | None:
     return value[: limit - 1] + "…"
 
 
-class MappedEntity(BaseModel):
+def _max_length(field: FieldInfo) -> int | None:
+    return next((item.max_length for item in field.metadata if isinstance(item, MaxLen)), None)
+
+
+class MappedEntity(SQLModel):
+    """What every write model adds to its entity's fields."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, use_enum_values=True)
 
     entity: ClassVar[str]
+    free_text: ClassVar[tuple[str, ...]] = ()  # cut to fit their column (else TEXT_LIMIT), never refused
+    _text_limits: ClassVar[dict[str, int]] = {}
+
+    # Every mapping may name custom fields; they are stored where the entity's table has a `custom` column
+    # (owners, pipeline stages and associations have none).
     custom: dict[str, Any] | None = None
+
+    # A write model is a plain pydantic model over its base's fields. SQLModel's `__new__`, `__init__`,
+    # `model_validate`, `model_dump` and `__setattr__` wrap pydantic's for table models (SQLAlchemy's
+    # instrumentation); here they would only add cost to every record a sync maps (validation took 2.5x as
+    # long with them), so pydantic's own are used.
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        return object.__new__(cls)
+
+    __init__ = BaseModel.__init__
+    __setattr__ = BaseModel.__setattr__
+    model_validate = BaseModel.__dict__["model_validate"]
+    model_dump = BaseModel.model_dump
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls._text_limits = {name: _max_length(cls.model_fields[name]) or TEXT_LIMIT for name in cls.free_text}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fit_free_text(cls, values: Any) -> Any:
+        """Before the length checks: long free text is trimmed, then cut to its limit."""
+        if not isinstance(values, dict):
+            return values
+        for name, limit in cls._text_limits.items():
+            value = values.get(name)
+            if isinstance(value, str) and len(value) > limit:
+                values = {**values, name: _truncate(value.strip(), limit)}
+        return values
 
     def row(self) -> dict[str, Any]:
         return self.model_dump()
 
 
-class PersonIn(MappedEntity):
+class PersonIn(PersonBase, MappedEntity):
     entity = "person"
-
-    kind: PersonKind = PersonKind.contact
-    email: str | None = None
-    phone: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    full_name: str | None = None
-    company_id: str | None = None
-    owner_id: str | None = None
-    converted_to: str | None = None
-    xrefs: list[str] | None = None
+    free_text = ("first_name", "last_name", "full_name")
 
     @field_validator("email")
     @classmethod
@@ -69,119 +117,45 @@ class PersonIn(MappedEntity):
             raise ValueError("missing: a person needs a name, an email or a phone")
         if not self.full_name:
             parts = [part for part in (self.first_name, self.last_name) if part]
-            self.full_name = " ".join(parts) or None
+            self.full_name = _truncate(" ".join(parts), self._text_limits["full_name"]) or None
         return self
 
 
-class CompanyIn(MappedEntity):
+class CompanyIn(CompanyBase, MappedEntity):
     entity = "company"
-
-    name: str | None = None
-    domain: str | None = None
-    industry: str | None = None
-    phone: str | None = None
-    owner_id: str | None = None
+    free_text = ("name", "industry")
 
 
-class DealIn(MappedEntity):
+class DealIn(DealBase, MappedEntity):
     entity = "deal"
-
-    name: str | None = None
-    amount: float | None = None
-    currency: str | None = None
-    pipeline: str | None = None
-    stage: str | None = None
-    stage_label: str | None = None
-    status: DealStatus = DealStatus.open
-    opened_at: datetime
-    closed_at: datetime | None = None
-    owner_id: str | None = None
-    company_id: str | None = None
+    free_text = ("name", "stage_label")
 
 
-class TicketIn(MappedEntity):
+class TicketIn(TicketBase, MappedEntity):
     entity = "ticket"
-
-    subject: str | None = None
-    body: str | None = None
-    status: str | None = None
-    is_closed: bool = False
-    priority: str | None = None
-    channel: Channel | None = None
-    opened_at: datetime
-    closed_at: datetime | None = None
-    owner_id: str | None = None
-    company_id: str | None = None
-
-    @field_validator("subject")
-    @classmethod
-    def _short_subject(cls, value: str | None) -> str | None:
-        return _truncate(value, SUBJECT_LIMIT)
-
-    @field_validator("body")
-    @classmethod
-    def _short_body(cls, value: str | None) -> str | None:
-        return _truncate(value, BODY_LIMIT)
+    free_text = ("subject", "body", "status", "priority")
 
 
-class InteractionIn(MappedEntity):
+class InteractionIn(InteractionBase, MappedEntity):
     entity = "interaction"
-
-    kind: InteractionKind
-    channel: Channel = Channel.other
-    direction: Direction | None = None
-    outcome: Outcome | None = None
-    occurred_at: datetime
-    subject: str | None = None
-    body: str | None = None
-    score: float | None = None
-    score_max: float | None = Field(default=None, gt=0)
-    owner_id: str | None = None
-    company_id: str | None = None
-    deal_id: str | None = None
-    ticket_id: str | None = None
-
-    @field_validator("subject")
-    @classmethod
-    def _short_subject(cls, value: str | None) -> str | None:
-        return _truncate(value, SUBJECT_LIMIT)
-
-    @field_validator("body")
-    @classmethod
-    def _short_body(cls, value: str | None) -> str | None:
-        return _truncate(value, BODY_LIMIT)
+    free_text = ("subject", "body")
 
 
-class OwnerIn(MappedEntity):
+class OwnerIn(OwnerBase, MappedEntity):
     entity = "owner"
-
-    email: str | None = None
-    name: str | None = None
-    is_active: bool = True
+    free_text = ("name",)
 
 
-class PipelineStageIn(MappedEntity):
+class PipelineStageIn(PipelineStageBase, MappedEntity):
     entity = "pipeline_stage"
-
-    object_type: str
-    pipeline_id: str
-    pipeline_label: str | None = None
-    stage_id: str
-    label: str | None = None
-    display_order: int | None = None
-    is_closed: bool = False
-    is_won: bool = False
+    free_text = ("pipeline_label", "label")
 
 
-class AssociationIn(MappedEntity):
+class AssociationIn(AssociationBase, MappedEntity):
     """A relation asserted by a record of its own (e.g. a Salesforce OpportunityContactRole)."""
 
     entity = "association"
-
-    from_id: str
-    to_id: str
-    label: str | None = None
-    is_primary: bool = False
+    free_text = ("label",)
 
 
 WRITE_MODELS: dict[str, type[MappedEntity]] = {

@@ -8,7 +8,8 @@ Three layers, as unified-API products keep them:
   load is an idempotent upsert with no lookups.
 - **Canonical rows**: `PersonRecord` (one CRM contact or lead), `Company`, `Deal`, `Ticket`, `Interaction`,
   `Owner`, `PipelineStage`, and `Association` (who a deal, ticket or interaction is about — a person's
-  source key, or `email:<address>` when the CRM only knows an address).
+  source key, or `email:<address>` when the CRM only knows an address). Their fields are declared once, in
+  `<Entity>Base` classes that the tables and the write models of `canonical.inputs` share.
 - **Journey**: `Customer` (the unified person; many person records, one stable id), `LifecycleStageDef`,
   `StageHistory`; and the operational tables `SyncState`, `SyncRun`, `Quarantine`, `WritebackLedger`,
   `WritebackConflict`.
@@ -20,9 +21,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Index, Text, UniqueConstraint, text
-from sqlmodel import Field, SQLModel
+from sqlmodel import AutoString, Field, SQLModel
 
 from canonical.types import JSONDocument, UTCDateTime
+from canonical.vocabulary import Channel, DealStatus, Direction, InteractionKind, Outcome, PersonKind
 
 KEY = 320  # length of a source key column
 
@@ -31,8 +33,19 @@ def _time(**kw: Any) -> Any:
     return Field(default=None, sa_type=UTCDateTime, **kw)
 
 
+def _required_time() -> Any:
+    """A timestamp every mapping must give; the column stays nullable as it always was."""
+    return Field(sa_type=UTCDateTime, nullable=True)
+
+
 def _json(**kw: Any) -> Any:
     return Field(default=None, sa_type=JSONDocument, **kw)
+
+
+def _word(length: int, **kw: Any) -> Any:
+    """A vocabulary value (`canonical.vocabulary`), stored as text, not as a database enum: a vocabulary can
+    grow without a migration."""
+    return Field(sa_type=AutoString(length=length), **kw)
 
 
 # --------------------------------------------------------------------------------------- provenance
@@ -64,18 +77,21 @@ class SourceRecord(SQLModel, table=True):
 
 
 # --------------------------------------------------------------------------------------- canonical rows
-class PersonRecord(SQLModel, table=True):
-    """A contact or lead in one CRM, mapped; identity resolution links it to a Customer."""
-
-    __tablename__ = "person_record"
+# Each entity's fields are declared once, in `<Entity>Base`, as SQLModel's docs do (`HeroBase` → `Hero`,
+# `HeroCreate`): the table adds its key and the columns only the hub fills in (identity resolution's, the
+# loader's); the write model in `canonical.inputs` adds to the same base what a mapping must satisfy. A
+# column's `max_length` is therefore the write model's limit too (docs/schema.md "Values longer than their
+# column"). Vocabulary fields are typed by `canonical.vocabulary` and stored as plain text (`_word`).
+class SourceKeyed(SQLModel):
+    """The key of every 1:1 canonical row: the source key of the CRM record it mirrors."""
 
     id: str = Field(primary_key=True, max_length=KEY)
-    customer_id: str | None = Field(default=None, max_length=40, index=True)
-    kind: str = Field(max_length=16)  # contact | lead
+
+
+class PersonBase(SQLModel):
+    kind: PersonKind = _word(16, default=PersonKind.contact)
     email: str | None = Field(default=None, max_length=320)
-    email_key: str | None = Field(default=None, max_length=330, index=True)
     phone: str | None = Field(default=None, max_length=64)
-    phone_key: str | None = Field(default=None, max_length=32, index=True)
     first_name: str | None = Field(default=None, max_length=200)
     last_name: str | None = Field(default=None, max_length=200)
     full_name: str | None = Field(default=None, max_length=400)
@@ -84,15 +100,22 @@ class PersonRecord(SQLModel, table=True):
     converted_to: str | None = Field(default=None, max_length=KEY)
     xrefs: list[str] | None = _json()
     custom: dict[str, Any] | None = _json()
+
+
+class PersonRecord(PersonBase, SourceKeyed, table=True):
+    """A contact or lead in one CRM, mapped; identity resolution links it to a Customer."""
+
+    __tablename__ = "person_record"
+
+    customer_id: str | None = Field(default=None, max_length=40, index=True)
+    email_key: str | None = Field(default=None, max_length=330, index=True)
+    phone_key: str | None = Field(default=None, max_length=32, index=True)
     match_rule: str | None = Field(default=None, max_length=64)
     match_evidence: str | None = Field(default=None, sa_type=Text)
     keys_version: str | None = Field(default=None, max_length=16)
 
 
-class Company(SQLModel, table=True):
-    __tablename__ = "company"
-
-    id: str = Field(primary_key=True, max_length=KEY)
+class CompanyBase(SQLModel):
     name: str | None = Field(default=None, max_length=400)
     domain: str | None = Field(default=None, max_length=255)
     industry: str | None = Field(default=None, max_length=200)
@@ -101,42 +124,65 @@ class Company(SQLModel, table=True):
     custom: dict[str, Any] | None = _json()
 
 
-class Deal(SQLModel, table=True):
-    __tablename__ = "deal"
+class Company(CompanyBase, SourceKeyed, table=True):
+    __tablename__ = "company"
 
-    id: str = Field(primary_key=True, max_length=KEY)
+
+class DealBase(SQLModel):
     name: str | None = Field(default=None, max_length=400)
     amount: float | None = None
     currency: str | None = Field(default=None, max_length=8)
     pipeline: str | None = Field(default=None, max_length=200)
     stage: str | None = Field(default=None, max_length=200)
     stage_label: str | None = Field(default=None, max_length=200)
-    status: str = Field(default="open", max_length=8)  # open | won | lost
-    opened_at: datetime | None = _time()
+    status: DealStatus = _word(8, default=DealStatus.open)
+    opened_at: datetime = _required_time()
     closed_at: datetime | None = _time()
     owner_id: str | None = Field(default=None, max_length=KEY)
     company_id: str | None = Field(default=None, max_length=KEY)
     custom: dict[str, Any] | None = _json()
 
 
-class Ticket(SQLModel, table=True):
-    __tablename__ = "ticket"
+class Deal(DealBase, SourceKeyed, table=True):
+    __tablename__ = "deal"
 
-    id: str = Field(primary_key=True, max_length=KEY)
+
+class TicketBase(SQLModel):
     subject: str | None = Field(default=None, max_length=1000)
     body: str | None = Field(default=None, sa_type=Text)
     status: str | None = Field(default=None, max_length=64)
     is_closed: bool = False
     priority: str | None = Field(default=None, max_length=32)
-    channel: str | None = Field(default=None, max_length=16)
-    opened_at: datetime | None = _time()
+    channel: Channel | None = _word(16, default=None)
+    opened_at: datetime = _required_time()
     closed_at: datetime | None = _time()
     owner_id: str | None = Field(default=None, max_length=KEY)
     company_id: str | None = Field(default=None, max_length=KEY)
     custom: dict[str, Any] | None = _json()
 
 
-class Interaction(SQLModel, table=True):
+class Ticket(TicketBase, SourceKeyed, table=True):
+    __tablename__ = "ticket"
+
+
+class InteractionBase(SQLModel):
+    kind: InteractionKind = _word(32)
+    channel: Channel = _word(16, default=Channel.other)
+    direction: Direction | None = _word(8, default=None)  # None: internal
+    outcome: Outcome | None = _word(32, default=None)
+    occurred_at: datetime = _required_time()
+    subject: str | None = Field(default=None, max_length=1000)
+    body: str | None = Field(default=None, sa_type=Text)
+    score: float | None = None
+    score_max: float | None = Field(default=None, gt=0)
+    owner_id: str | None = Field(default=None, max_length=KEY)
+    company_id: str | None = Field(default=None, max_length=KEY)
+    deal_id: str | None = Field(default=None, max_length=KEY)
+    ticket_id: str | None = Field(default=None, max_length=KEY)
+    custom: dict[str, Any] | None = _json()
+
+
+class Interaction(InteractionBase, SourceKeyed, table=True):
     """One item on the timeline: an activity, a message, a marketing email event, a survey answer…"""
 
     __tablename__ = "interaction"
@@ -149,41 +195,20 @@ class Interaction(SQLModel, table=True):
               postgresql_where=text("ticket_id IS NOT NULL")),
     )
 
-    id: str = Field(primary_key=True, max_length=KEY)
-    kind: str = Field(max_length=32)
-    channel: str = Field(max_length=16)
-    direction: str | None = Field(default=None, max_length=8)  # inbound | outbound | None (internal)
-    outcome: str | None = Field(default=None, max_length=32)
-    occurred_at: datetime | None = _time()
-    subject: str | None = Field(default=None, max_length=1000)
-    body: str | None = Field(default=None, sa_type=Text)
-    score: float | None = None
-    score_max: float | None = None
-    owner_id: str | None = Field(default=None, max_length=KEY)
-    company_id: str | None = Field(default=None, max_length=KEY)
-    deal_id: str | None = Field(default=None, max_length=KEY)
-    ticket_id: str | None = Field(default=None, max_length=KEY)
-    custom: dict[str, Any] | None = _json()
 
-
-class Owner(SQLModel, table=True):
-    """A rep or user in one CRM."""
-
-    __tablename__ = "owner"
-
-    id: str = Field(primary_key=True, max_length=KEY)
+class OwnerBase(SQLModel):
     email: str | None = Field(default=None, max_length=320)
     name: str | None = Field(default=None, max_length=400)
     is_active: bool = True
 
 
-class PipelineStage(SQLModel, table=True):
-    """A deal or ticket pipeline stage with its label and whether it closes (and wins)."""
+class Owner(OwnerBase, SourceKeyed, table=True):
+    """A rep or user in one CRM."""
 
-    __tablename__ = "pipeline_stage"
+    __tablename__ = "owner"
 
-    id: str = Field(primary_key=True, max_length=KEY)
-    system: str = Field(max_length=16)
+
+class PipelineStageBase(SQLModel):
     object_type: str = Field(max_length=64)
     pipeline_id: str = Field(max_length=200)
     pipeline_label: str | None = Field(default=None, max_length=200)
@@ -194,18 +219,29 @@ class PipelineStage(SQLModel, table=True):
     is_won: bool = False
 
 
-class Association(SQLModel, table=True):
+class PipelineStage(PipelineStageBase, SourceKeyed, table=True):
+    """A deal or ticket pipeline stage with its label and whether it closes (and wins)."""
+
+    __tablename__ = "pipeline_stage"
+
+    system: str = Field(max_length=16)  # the loader's: the CRM the stage was read from
+
+
+class AssociationBase(SQLModel):
+    from_id: str = Field(primary_key=True, max_length=KEY)
+    to_id: str = Field(primary_key=True, max_length=KEY)
+    label: str | None = Field(default=None, max_length=64)
+    is_primary: bool = False
+
+
+class Association(AssociationBase, table=True):
     """`from_id` (a deal, ticket, interaction, person or company) relates to `to_id` (a source key or
     `email:<normalised address>`). Kept in source-key space so it can arrive before its target does."""
 
     __tablename__ = "association"
     __table_args__ = (Index("ix_association_to", "to_id"),)
 
-    from_id: str = Field(primary_key=True, max_length=KEY)
-    to_id: str = Field(primary_key=True, max_length=KEY)
     system: str = Field(max_length=16)
-    label: str | None = Field(default=None, max_length=64)
-    is_primary: bool = False
     source_id: str | None = Field(default=None, max_length=KEY, index=True)
     is_deleted: bool = False
     updated_at: datetime | None = _time()

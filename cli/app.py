@@ -17,6 +17,7 @@ from canonical.db import DatabaseError
 from cli import db, demo, journey, push, sandbox, status, sync
 from cli.context import UserError, errors
 from connectors.errors import ConnectorError
+from flows.process import tune_gc
 from journeyhub.yamlconf import ConfigFileError
 
 app = typer.Typer(
@@ -36,6 +37,7 @@ app.command("demo")(demo.demo_command)
 
 def main() -> None:
     """Console-script entry point."""
+    tune_gc()  # the process's collector policy: only entry points set one (flows/process.py)
     try:
         result = app(standalone_mode=False)
     except typer.Abort:

@@ -17,6 +17,7 @@ from prefect.states import Completed, Failed, State
 
 from flows.journey import journey
 from flows.limits import ensure_rate_limits
+from flows.process import tune_gc
 from flows.push import push_flow
 from flows.runtime import publish_hub, run_log, run_name
 from flows.sync import SystemSync, sync_crm
@@ -72,6 +73,7 @@ def hub(systems: list[SystemName] | None = None, full: bool = False, push: bool 
     Parameters: `full` re-reads everything instead of changes since the cursors; `push=False` skips the
     write-back; `dry_run` plans the write-back without writing; `as_of` evaluates segments at that time.
     """
+    tune_gc()  # a deployment's flow run is its process's entry (flows/process.py)
     settings = Settings()
     chosen: list[SystemName] = list(systems or settings.enabled_systems())
     result = HubResult(systems=list(chosen))

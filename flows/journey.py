@@ -7,6 +7,7 @@ from datetime import datetime
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.process import tune_gc
 from flows.runtime import hub_context, publish_journey, run_log, run_name, under_prefect
 from journeyhub.journey.tagger import Tagger, TagPlan, TagSummary
 from journeyhub.settings import Settings
@@ -35,6 +36,7 @@ def assign_segments(settings: Settings, summary: TagSummary) -> TagSummary:
 @flow(name="journey", flow_run_name=run_name("journey"), log_prints=True)
 def journey(as_of: datetime | None = None, full: bool = False) -> TagSummary:
     """Resolve identities, tag stages with evidence and assign segments as of a time (default: now)."""
+    tune_gc()  # a deployment's flow run is its process's entry (flows/process.py)
     settings = Settings()
     plan = resolve_identities(settings, full)
     summary = assign_segments(settings, tag_lifecycle(settings, plan, as_of))

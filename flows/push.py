@@ -7,6 +7,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.process import tune_gc
 from flows.runtime import hub_context, publish_push, run_log, run_name, under_prefect
 from flows.sync import connector_for
 from journeyhub.runs import new_run_id
@@ -29,6 +30,7 @@ push_system = task(name="push-crm", cache_policy=NO_CACHE, task_run_name="push-{
 @flow(name="push", flow_run_name=run_name("push", "systems"), log_prints=True)
 def push_flow(systems: list[SystemName] | None = None, dry_run: bool = False) -> list[PushReport]:
     """Write stage, segment, last interaction and the other CRMs' timeline items into every CRM."""
+    tune_gc()  # a deployment's flow run is its process's entry (flows/process.py)
     settings = Settings()
     chosen = systems or settings.enabled_systems()
     futures = [push_system.submit(settings, system, dry_run=dry_run) for system in chosen]

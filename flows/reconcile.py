@@ -7,6 +7,7 @@ from functools import partial
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.process import tune_gc
 from flows.runtime import hub_context, run_log, run_name
 from flows.sync import connector_for, ordered_objects
 from journeyhub.config import load_mappings
@@ -30,6 +31,7 @@ def reconcile_one(settings: Settings, system: SystemName, object_type: str, run_
 @flow(name="reconcile", flow_run_name=run_name("reconcile", "systems"), log_prints=True)
 def reconcile(systems: list[SystemName] | None = None) -> dict[str, list[Reconciled]]:
     """Re-read every object's ids, tombstone records purged from the CRMs, re-check HubSpot associations."""
+    tune_gc()  # a deployment's flow run is its process's entry (flows/process.py)
     settings = Settings()
     context = hub_context(settings)
     run_id = new_run_id()

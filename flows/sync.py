@@ -21,6 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from connectors.base import Connector
 from connectors.errors import ConnectorError, FatalError, RetriableError
 from flows.limits import throttle
+from flows.process import tune_gc
 from flows.runtime import hub_context, publish_sync, run_log, run_name, under_prefect
 from journeyhub.config import load_mappings
 from journeyhub.connections import open_connector
@@ -178,6 +179,7 @@ def sync_system(settings: Settings, system: SystemName, *, full: bool = False, o
 @flow(name="sync-crm", flow_run_name=run_name("sync", "system"), log_prints=True)
 def sync_crm(system: SystemName, full: bool = False, objects: list[str] | None = None) -> SystemSync:
     """Pull one CRM into the canonical database (incremental from the persisted cursors; `full` re-reads)."""
+    tune_gc()  # a deployment's flow run is its process's entry (flows/process.py)
     settings = Settings()
     result = sync_system(settings, system, full=full, objects=objects, pull=pull_batch)
     publish_sync(result)

@@ -30,7 +30,6 @@ from typing import Any
 
 from connectors.base import Page
 from connectors.base import RemoteRecord as Record
-from journeyhub.heap import freeze_long_lived
 from journeyhub.ingest.loader import PageLoader, PageParts, Prepared, Preparer
 from journeyhub.ingest.spec import MappingSpec
 from journeyhub.journey.identity_config import IdentityConfig
@@ -73,16 +72,18 @@ def prepare_job(job: PrepareJob) -> PageParts:
     records = [Record(object_type, remote_id, data, deleted=deleted, extra=extra)
                for remote_id, data, extra, deleted in job.records]
     parts = preparer.parts(object_type, records)
-    gc.collect()  # the collector runs here, between pages, instead of inside them (see _start_worker)
+    gc.collect()  # in the worker process only: its collector runs between pages (see _start_worker)
     return parts
 
 
 def _start_worker() -> None:
-    """Worker initializer: the imports are done, so the long-lived heap is frozen out of the collector's
-    way (as in the parent, see `freeze_long_lived`), and automatic collections stop: a page's thousands of
-    new objects would set off collections that walk them again and again while they are alive. The
-    worker collects once after each page instead. It also exits with its parent."""
-    freeze_long_lived()
+    """The worker process's entry point (the pool's initializer): this process is the hub's own, so it sets its
+    own collector policy here, once. Its imports are done, so everything alive now is frozen out of the
+    collector's way; then automatic collections stop, because a page's thousands of new objects would set off
+    collections that walk them again and again while they are alive: the worker collects once after each page
+    instead (`prepare_job`). It also exits with its parent."""
+    gc.collect()
+    gc.freeze()
     gc.disable()
     _exit_with_parent()
 

@@ -16,7 +16,6 @@ from sqlalchemy import Engine, delete, select
 
 from canonical.models import SyncState
 from connectors.base import Connector, Page
-from journeyhub.heap import freeze_long_lived
 from journeyhub.ingest.loader import Counts, PageLoader, Prepared
 from journeyhub.ingest.pipeline import PreparePipeline
 from journeyhub.ingest.readahead import ReadAhead
@@ -77,7 +76,6 @@ def pull_pages(engine: Engine, connector: Connector, loader: PageLoader, object_
     (a page here is a group of the API's pages of about `group_records` records; 1 stores each alone).
     Pages are read one ahead in a thread (`ReadAhead`); once `worker_after` records were read, they are
     mapped in a worker process (None: never)."""
-    freeze_long_lived()
     cursor = None if full else read_cursor(engine, connector.system, object_type)
     batch = Batch()
     source = connector.read(object_type, cursor, full=full)

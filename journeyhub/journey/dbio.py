@@ -1,4 +1,4 @@
-"""Driver-level writes for the journey pass, bound as each dialect stores the values.
+"""Driver-level reads and writes for the journey pass, bound as each dialect stores the values.
 
 A full pass writes hundreds of thousands of history rows and customer columns; binding them as dicts through
 SQLAlchemy's per-value type processing took the one writing process about as long as the workers took to compute
@@ -67,3 +67,14 @@ def execute_many(connection: Connection, sql: str, rows: Sequence[tuple[Any, ...
     """One executemany in the connection's transaction; nothing is executed for no rows."""
     if rows:
         connection.exec_driver_sql(sql, rows if isinstance(rows, list) else list(rows))
+
+
+def fetch_rows(connection: Connection, sql: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """The driver's own rows, plain tuples: nothing processed per value by SQLAlchemy, and (unlike its rows)
+    objects the cyclic collector stops tracking, however many of them a batch holds."""
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(sql, tuple(parameters))
+        return cursor.fetchall()
+    finally:
+        cursor.close()

@@ -18,6 +18,8 @@ import hashlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -27,8 +29,7 @@ from sqlalchemy.engine import Connection
 from canonical.models import Customer, PersonRecord
 from canonical.types import utcnow
 from canonical.upsert import update_rows
-from journeyhub.heap import gc_paused
-from journeyhub.journey.dbio import execute_many, time_writer, update_sql, upsert_sql
+from journeyhub.journey.dbio import execute_many, fetch_rows, time_writer, update_sql, upsert_sql
 from journeyhub.journey.facts import moment
 from journeyhub.journey.identity_config import GOLDEN_FIELDS, FieldSurvivorship, IdentityConfig
 from journeyhub.journey.keys import email_key, keys_fingerprint, phone_key
@@ -53,7 +54,7 @@ class Person:
     phone_key: str | None
     keys_version: str | None
     converted_to: str | None
-    xrefs: list[str]
+    xrefs: tuple[str, ...]
     merged_into: str | None
     is_deleted: bool
     created: datetime | None
@@ -64,10 +65,7 @@ class Person:
     values: dict[str, Any]
 
 
-@dataclass
-class Match:
-    rule: str
-    evidence: str
+Match = tuple[str, str]  # (rule id, evidence): a plain tuple, which the cyclic collector stops tracking
 
 
 class UnionFind:
@@ -95,7 +93,7 @@ class UnionFind:
 class Resolution:
     """The outcome of one resolution pass."""
 
-    clusters: dict[str, list[str]]                  # customer id → person record ids
+    clusters: dict[str, tuple[str, ...]]            # customer id → person record ids
     matches: dict[str, Match]                       # person id → the rule that linked it
     merged: dict[str, str] = field(default_factory=dict)          # merged-away customer → survivor
     changed_people: set[str] = field(default_factory=set)         # person ids whose customer changed
@@ -123,20 +121,16 @@ def match_edges(people: dict[str, Person], config: IdentityConfig) -> list[tuple
                     edges.append((rule.id, person.id, target, f"{rule.type}: {person.id} → {target}"))
             continue
         attribute = "email_key" if rule.type == "email" else "phone_key"
-        groups: dict[str, list[str]] = defaultdict(list)
-        for person in people.values():
-            key = getattr(person, attribute)
-            if key:
-                groups[key].append(person.id)
-        for key, members in groups.items():
-            if len(members) < 2 or (rule.max_cluster_share and len(members) > rule.max_cluster_share):
+        keyed = sorted((key, person.id) for person in people.values() if (key := getattr(person, attribute)))
+        for key, group in groupby(keyed, key=itemgetter(0)):  # each key's records, in id order
+            first, *others = (person_id for _, person_id in group)
+            if not others or (rule.max_cluster_share and len(others) + 1 > rule.max_cluster_share):
                 continue
-            first, *others = sorted(members)
             edges += [(rule.id, first, other, f"same {rule.type} {key.removeprefix('email:')}") for other in others]
     return edges
 
 
-def cluster(people: dict[str, Person], config: IdentityConfig) -> tuple[dict[str, list[str]], dict[str, Match]]:
+def cluster(people: dict[str, Person], config: IdentityConfig) -> tuple[dict[str, tuple[str, ...]], dict[str, Match]]:
     """Transitive clusters (root → sorted members) and, per record, the highest-priority rule linking it."""
     union = UnionFind(sorted(people))
     matches: dict[str, Match] = {}
@@ -144,21 +138,21 @@ def cluster(people: dict[str, Person], config: IdentityConfig) -> tuple[dict[str
         union.union(a, b)
         for person, other in ((a, b), (b, a)):
             if person not in matches:
-                matches[person] = Match(rule_id, f"{evidence} (matched {other})")
-    clusters: dict[str, list[str]] = defaultdict(list)
-    for person_id in sorted(people):
-        clusters[union.find(person_id)].append(person_id)
-    return dict(clusters), matches
+                matches[person] = (rule_id, f"{evidence} (matched {other})")
+    roots = sorted((union.find(person_id), person_id) for person_id in people)
+    clusters = {root: tuple(person_id for _, person_id in members) for root, members in groupby(roots, itemgetter(0))}
+    return clusters, matches
 
 
 # ------------------------------------------------------------------------------------------- stable ids
-def assign_ids(clusters: dict[str, list[str]], people: dict[str, Person],
-               issued: dict[str, datetime | None]) -> tuple[dict[str, list[str]], dict[str, str]]:
+def assign_ids(clusters: dict[str, tuple[str, ...]], people: dict[str, Person],
+               issued: dict[str, datetime | None]) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
     """Customer id per cluster and the merges implied: ids survive; in a merge the customer first seen
     earliest (`issued` maps existing ids to their first-seen time) keeps its id; on a split the part holding
     most of an id's records keeps it."""
-    claims: dict[str, Counter[str]] = {root: Counter(people[m].customer_id for m in members
-                                                     if people[m].customer_id) for root, members in clusters.items()}
+    claims: dict[str, Counter[str]] = {  # only clusters holding records with ids (none on a first pass)
+        root: counter for root, members in clusters.items()
+        if (counter := Counter(people[m].customer_id for m in members if people[m].customer_id))}
 
     def age(customer: str) -> tuple[datetime, str]:
         created = issued.get(customer)
@@ -174,7 +168,7 @@ def assign_ids(clusters: dict[str, list[str]], people: dict[str, Person],
     kept_by: dict[str, list[str]] = defaultdict(list)
     for customer, holder in keeper.items():
         kept_by[holder].append(customer)
-    assigned: dict[str, list[str]] = {}
+    assigned: dict[str, tuple[str, ...]] = {}
     merged: dict[str, str] = {}
     taken: set[str] = set()
     for root in sorted(clusters):
@@ -193,7 +187,7 @@ def _neg(root: str) -> tuple[int, ...]:
     return tuple(-ord(character) for character in root)
 
 
-def _fresh_id(members: list[str], issued: dict[str, datetime | None], taken: set[str]) -> str:
+def _fresh_id(members: tuple[str, ...], issued: dict[str, datetime | None], taken: set[str]) -> str:
     for member in members:
         candidate = customer_id_for(member)
         if candidate not in taken and candidate not in issued:
@@ -272,7 +266,6 @@ class IdentityResolver:
         self.config = config
         self.fingerprint = keys_fingerprint(config)
 
-    @gc_paused()
     def resolve(self) -> Resolution:
         people = self._load_people()
         changed_keys = self._refresh_keys(people)
@@ -294,13 +287,13 @@ class IdentityResolver:
                "FROM person_record p JOIN source_record s ON s.id = p.id")
         people: dict[str, Person] = {}
         with self.engine.connect() as connection:
-            for row in connection.exec_driver_sql(sql).all():
+            for row in fetch_rows(connection, sql, ()):
                 xrefs = row[9]
                 if isinstance(xrefs, str):
                     xrefs = orjson.loads(xrefs)
                 people[row[0]] = Person(
                     id=row[0], system=row[1], kind=row[2], email=row[3], phone=row[4], email_key=row[5],
-                    phone_key=row[6], keys_version=row[7], converted_to=row[8], xrefs=list(xrefs or []),
+                    phone_key=row[6], keys_version=row[7], converted_to=row[8], xrefs=tuple(xrefs or ()),
                     merged_into=row[10], is_deleted=bool(row[11]), created=moment(row[12]), updated=moment(row[13]),
                     customer_id=row[14], match_rule=row[15], match_evidence=row[16],
                     values=dict(zip(GOLDEN_FIELDS, row[17:], strict=True)))
@@ -350,7 +343,7 @@ class IdentityResolver:
         for person in people.values():  # in the order they were read, which is the table's: updates go in page order
             customer_id = customer_of[person.id]
             match = resolution.matches.get(person.id)
-            rule, evidence = (match.rule, match.evidence) if match else ("first_record", "no other record matched")
+            rule, evidence = match or ("first_record", "no other record matched")
             if (person.customer_id, person.match_rule, person.match_evidence) != (customer_id, rule, evidence):
                 if person.customer_id != customer_id:
                     resolution.changed_people.add(person.id)

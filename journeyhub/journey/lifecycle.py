@@ -7,16 +7,19 @@ on date X".
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
+from typing import NamedTuple
 
 from journeyhub.journey.lifecycle_config import LifecycleConfig, Signal
 
 
-@dataclass(frozen=True, slots=True)
-class InteractionFact:
+# The facts a rule reads. Facts loaded in bulk (`journeyhub.journey.facts`) are plain tuples in these fields'
+# order, read here by position: the collector stops tracking a plain tuple of plain values, so the hundreds of
+# thousands of facts a tagging pass holds cost it nothing. The named forms build facts by hand (tests).
+class InteractionFact(NamedTuple):
     id: str
     kind: str
     channel: str
@@ -27,23 +30,20 @@ class InteractionFact:
     score_max: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class DealFact:
+class DealFact(NamedTuple):
     id: str
     status: str
     opened_at: datetime | None
     closed_at: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
-class TicketFact:
+class TicketFact(NamedTuple):
     id: str
     opened_at: datetime | None
     channel: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class PersonFact:
+class PersonFact(NamedTuple):
     id: str
     created_at: datetime | None
 
@@ -51,20 +51,20 @@ class PersonFact:
 @dataclass
 class CustomerFacts:
     customer_id: str
-    persons: list[PersonFact] = field(default_factory=list)
-    deals: list[DealFact] = field(default_factory=list)
-    tickets: list[TicketFact] = field(default_factory=list)
-    interactions: list[InteractionFact] = field(default_factory=list)
+    persons: Sequence[PersonFact] = ()
+    deals: Sequence[DealFact] = ()
+    tickets: Sequence[TicketFact] = ()
+    interactions: Sequence[InteractionFact] = ()
     _by_kind: dict[str, list[InteractionFact]] | None = field(default=None, repr=False, compare=False)
 
-    def of_kinds(self, kinds: set[str]) -> list[InteractionFact]:
+    def of_kinds(self, kinds: set[str]) -> Sequence[InteractionFact]:
         """Interactions of these kinds (all when empty); signals ask this many times per customer."""
         if not kinds:
             return self.interactions
         if self._by_kind is None:
             self._by_kind = {}
             for item in self.interactions:
-                self._by_kind.setdefault(item.kind, []).append(item)
+                self._by_kind.setdefault(item[1], []).append(item)  # its kind
         if len(kinds) == 1:
             return self._by_kind.get(next(iter(kinds)), [])
         return [item for kind in kinds for item in self._by_kind.get(kind, [])]
@@ -125,22 +125,23 @@ def _interaction_matcher(signal: Signal) -> Matcher:
     excluded = set(match.outcome_not or [])
 
     def passes(item: InteractionFact, as_of: datetime) -> bool:
-        if item.occurred_at is None or item.occurred_at > as_of:
+        _, kind, channel, direction, outcome, occurred_at, score, score_max = item
+        if occurred_at is None or occurred_at > as_of:
             return False
-        if (kinds and item.kind not in kinds) or (channels and item.channel not in channels):
+        if (kinds and kind not in kinds) or (channels and channel not in channels):
             return False
-        if match.direction and item.direction != match.direction:
+        if match.direction and direction != match.direction:
             return False
-        if (outcomes and item.outcome not in outcomes) or (excluded and item.outcome in excluded):
+        if (outcomes and outcome not in outcomes) or (excluded and outcome in excluded):
             return False
         if match.min_score_ratio is not None:
-            if item.score is None or not item.score_max:
+            if score is None or not score_max:
                 return match.unscored == "include"
-            return item.score / item.score_max >= match.min_score_ratio - 1e-9
+            return score / score_max >= match.min_score_ratio - 1e-9
         return True
 
-    return lambda facts, as_of: [Evidence(i.occurred_at, "interaction", i.id, i.channel)  # type: ignore[arg-type]
-                                 for i in facts.of_kinds(kinds) if passes(i, as_of)]
+    return lambda facts, as_of: [Evidence(item[5], "interaction", item[0], item[2])  # type: ignore[arg-type]
+                                 for item in facts.of_kinds(kinds) if passes(item, as_of)]  # when, id, channel
 
 
 def _deal_matcher(signal: Signal) -> Matcher:
@@ -150,10 +151,10 @@ def _deal_matcher(signal: Signal) -> Matcher:
 
     def evidence(facts: CustomerFacts, as_of: datetime) -> list[Evidence]:
         found = []
-        for deal in facts.deals:
-            time = deal.closed_at if match.time == "closed" else deal.opened_at
-            if time is not None and time <= as_of and (not statuses or deal.status in statuses):
-                found.append(Evidence(time, "deal", deal.id, "other"))
+        for deal_id, status, opened_at, closed_at in facts.deals:
+            time = closed_at if match.time == "closed" else opened_at
+            if time is not None and time <= as_of and (not statuses or status in statuses):
+                found.append(Evidence(time, "deal", deal_id, "other"))
         found.sort(key=lambda item: (item.time, item.id))
         return found[match.nth - 1:]
 
@@ -162,14 +163,15 @@ def _deal_matcher(signal: Signal) -> Matcher:
 
 def _ticket_matcher(signal: Signal) -> Matcher:
     channels = set((signal.ticket.channel if signal.ticket else None) or [])
-    return lambda facts, as_of: [Evidence(t.opened_at, "ticket", t.id, t.channel or "support")  # type: ignore[arg-type]
-                                 for t in facts.tickets if t.opened_at is not None and t.opened_at <= as_of
-                                 and (not channels or t.channel in channels)]
+    return lambda facts, as_of: [Evidence(opened_at, "ticket", ticket_id, channel or "support")
+                                 for ticket_id, opened_at, channel in facts.tickets if opened_at is not None
+                                 and opened_at <= as_of and (not channels or channel in channels)]
 
 
 def _record_matcher(_signal: Signal) -> Matcher:
-    return lambda facts, as_of: [Evidence(p.created_at, "person", p.id)  # type: ignore[arg-type]
-                                 for p in facts.persons if p.created_at is not None and p.created_at <= as_of]
+    return lambda facts, as_of: [Evidence(created_at, "person", person_id)
+                                 for person_id, created_at in facts.persons
+                                 if created_at is not None and created_at <= as_of]
 
 
 MATCHERS: dict[str, Callable[[Signal], Matcher]] = {

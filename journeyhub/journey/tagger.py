@@ -16,6 +16,8 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Engine, delete, event, insert, select, text
@@ -31,9 +33,8 @@ from canonical.models import (
 )
 from canonical.types import utcnow
 from canonical.upsert import chunks, upsert
-from journeyhub.heap import gc_paused
 from journeyhub.journey import links
-from journeyhub.journey.dbio import execute_many, insert_sql, marks, time_writer, update_sql
+from journeyhub.journey.dbio import execute_many, fetch_rows, insert_sql, marks, time_writer, update_sql
 from journeyhub.journey.facts import load_facts, moment
 from journeyhub.journey.identity import IdentityResolver, Resolution
 from journeyhub.journey.identity_config import IdentityConfig
@@ -107,7 +108,6 @@ class Tagger:
         plan = self.resolve(full=full)
         return self.assign_segments(self.tag(plan, as_of or plan.started))
 
-    @gc_paused()
     def resolve(self, *, full: bool = False) -> TagPlan:
         """Step 1: identities, then customer links; returns which customers need re-evaluation."""
         started = utcnow()
@@ -127,7 +127,6 @@ class Tagger:
                        new_customers=len(resolution.new_customers),
                        previous_as_of=datetime.fromisoformat(state["as_of"]) if state.get("as_of") else None)
 
-    @gc_paused()
     def tag(self, plan: TagPlan, as_of: datetime) -> TagSummary:
         """Step 2: stages and history for the touched customers (everyone after a rule change)."""
         summary = TagSummary(started=plan.started, as_of=as_of, ruleset_version=self.rules.version,
@@ -148,7 +147,6 @@ class Tagger:
         summary.customers = len(customers)
         return summary
 
-    @gc_paused()
     def assign_segments(self, summary: TagSummary) -> TagSummary:
         """Step 3: every live customer's segment as of the evaluation time; then the watermark."""
         summary.segment_changes, summary.segments = self._segments(summary.as_of)
@@ -191,9 +189,8 @@ class Tagger:
         """Every live customer's segment (plain SQL: all customers are read and most written on a first pass)."""
         since = time_writer(self.engine.dialect.name)(as_of)
         with self.engine.connect() as connection:
-            rows = connection.exec_driver_sql(
-                "SELECT id, first_purchase_at, last_activity_at, last_return_at, segment FROM customer "
-                "WHERE merged_into_id IS NULL").all()
+            rows = fetch_rows(connection, "SELECT id, first_purchase_at, last_activity_at, last_return_at, segment "
+                                          "FROM customer WHERE merged_into_id IS NULL", ())
         counts: Counter[str] = Counter()
         changes = []
         for customer_id, first_purchase, last_activity, last_return_at, previous in rows:
@@ -263,23 +260,18 @@ def write_batch(connection: Connection, result: BatchResult) -> int:
     return len(result.changed)
 
 
-def _stored_history(connection: Connection, customer_ids: list[str]) -> dict[str, list[tuple[Any, ...]]]:
-    stored: dict[str, list[tuple[Any, ...]]] = {}
-    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-    rows = connection.exec_driver_sql(
+def _stored_history(connection: Connection, customer_ids: list[str]) -> dict[str, tuple[tuple[Any, ...], ...]]:
+    rows = fetch_rows(connection, (
         "SELECT customer_id, stage, stage_order, entered_at, exited_at, rule_id, ruleset_version, evidence_type, "
-        f"evidence_id FROM stage_history WHERE customer_id IN ({', '.join([mark] * len(customer_ids))}) "
-        "ORDER BY customer_id, entered_at", tuple(customer_ids)).all()
-    for row in rows:
-        stored.setdefault(row[0], []).append((row[1], row[2], moment(row[3]), moment(row[4]), *row[5:]))
-    return stored
+        f"evidence_id FROM stage_history WHERE customer_id IN ({marks(connection, len(customer_ids))}) "
+        "ORDER BY customer_id, entered_at"), customer_ids)
+    return {customer_id: tuple((row[1], row[2], moment(row[3]), moment(row[4]), *row[5:]) for row in group)
+            for customer_id, group in groupby(rows, key=itemgetter(0))}
 
 
 def _current_journeys(connection: Connection, customer_ids: list[str]) -> dict[str, tuple[Any, ...]]:
-    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-    rows = connection.exec_driver_sql(
-        f"SELECT id, {', '.join(JOURNEY_COLUMNS)} FROM customer WHERE id IN ({', '.join([mark] * len(customer_ids))})",
-        tuple(customer_ids)).all()
+    rows = fetch_rows(connection, f"SELECT id, {', '.join(JOURNEY_COLUMNS)} FROM customer "
+                                  f"WHERE id IN ({marks(connection, len(customer_ids))})", customer_ids)
     return {row[0]: (moment(row[1]), moment(row[2]), moment(row[3]), moment(row[4]), row[5]) for row in rows}
 
 
@@ -293,10 +285,10 @@ def evaluate_batch(engine: Engine, rules: RuleSet, customer_ids: list[str], as_o
     stamp = time_writer(engine.dialect.name)
     now = stamp(utcnow())
     for customer_id in customer_ids:
-        journey = rules.evaluate(facts[customer_id], as_of)
-        history = [(stay.stage, stay.order, stay.entered_at, stay.exited_at, stay.rule_id, rules.version,
-                    stay.evidence.type, stay.evidence.id) for stay in journey.history]  # as _stored_history reads
-        if history != stored.get(customer_id, []):
+        journey = rules.evaluate(facts.pop(customer_id), as_of)  # evaluated facts go at once, with their caches
+        history = tuple((stay.stage, stay.order, stay.entered_at, stay.exited_at, stay.rule_id, rules.version,
+                         stay.evidence.type, stay.evidence.id) for stay in journey.history)  # as _stored_history reads
+        if history != stored.get(customer_id, ()):
             result.changed.append(customer_id)
             if customer_id in stored:
                 result.replaced.append(customer_id)
@@ -310,7 +302,6 @@ def evaluate_batch(engine: Engine, rules: RuleSet, customer_ids: list[str], as_o
     return result
 
 
-@gc_paused()
 def _evaluate_in_worker(job: tuple[str, LifecycleConfig, list[str], datetime]) -> BatchResult:
     url, config, customer_ids, as_of = job
     engine = _worker_engine(url)

@@ -127,6 +127,24 @@ def test_bad_records_are_quarantined_and_resolved_when_fixed(engine: Engine, hub
     assert rows(engine, "SELECT resolved_at IS NOT NULL FROM quarantine") == [(True,)]
 
 
+def test_text_longer_than_its_column_is_cut_or_quarantined_and_the_page_lands(engine: Engine, hub: PageLoader) -> None:
+    """PostgreSQL refuses text longer than a varchar column (and aborts the transaction): a 200 KB name is cut
+    to fit, an address longer than its column quarantines its record, and the rest of the page is stored."""
+    long_name, long_email = "כהן" * 70_000, "d" * 400 + "@example.com"
+    page = Page("contacts", [contact("1", "a@x.io", lastname=long_name), contact("2", long_email),
+                             contact("3", "c@x.io")], cursor='{"after": 3}')
+    counts = hub.store(page)
+    hub.store(Page("deals", [Record("deals", "9", {"id": "9", "createdAt": "2025-01-01T00:00:00Z",
+                                                  "properties": {"dealname": "D" * 1000}})], cursor=None))
+    assert (counts.inserted, counts.quarantined) == (2, 1)
+    assert rows(engine, "SELECT id, last_name, full_name FROM person_record ORDER BY id") == [
+        ("hubspot:contacts:1", long_name[:199] + "…", long_name[:199] + "…"), ("hubspot:contacts:3", "Cohen", "Cohen")]
+    assert rows(engine, "SELECT remote_id, reason, substr(detail, 1, 44) FROM quarantine") == [
+        ("2", "invalid_value", "email: String should have at most 320 charac")]
+    assert rows(engine, "SELECT cursor FROM sync_state WHERE object_type = 'contacts'") == [('{"after": 3}',)]
+    assert rows(engine, "SELECT name FROM deal") == [("D" * 399 + "…",)]
+
+
 def test_a_record_restating_its_people_replaces_them_and_silence_keeps_them(engine: Engine, hub: PageLoader) -> None:
     hub.store(Page("deals", [deal("9", ["1", "2"])], cursor=None))
     assert rows(engine, "SELECT to_id, is_primary FROM association ORDER BY to_id") == [

@@ -27,11 +27,10 @@ def day(n: int, hour: int = 12) -> datetime:
 
 
 def facts(*items: object, created: datetime = day(0, 9)) -> CustomerFacts:
-    result = CustomerFacts("cus_1", persons=[PersonFact("p1", created)])
-    lists = {InteractionFact: result.interactions, DealFact: result.deals, TicketFact: result.tickets}
-    for item in items:
-        lists[type(item)].append(item)
-    return result
+    return CustomerFacts("cus_1", persons=[PersonFact("p1", created)],
+                         interactions=[item for item in items if isinstance(item, InteractionFact)],
+                         deals=[item for item in items if isinstance(item, DealFact)],
+                         tickets=[item for item in items if isinstance(item, TicketFact)])
 
 
 def i(n: int, kind: str, channel: str = "email", direction: str | None = None, outcome: str | None = None,

@@ -4,7 +4,6 @@ driver-level writes storing values exactly as the ORM does."""
 
 from __future__ import annotations
 
-import gc
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -15,7 +14,6 @@ from canonical.models import Association, Deal, Interaction, PersonRecord, Sourc
 from canonical.types import utcnow
 from canonical.upsert import upsert
 from journeyhub.config import load_config_file, mappings_root
-from journeyhub.heap import gc_paused
 from journeyhub.journey.dbio import sqlite_time
 from journeyhub.journey.keys import email_key
 from journeyhub.journey.tagger import Tagger
@@ -208,21 +206,3 @@ def test_driver_level_timestamps_are_the_text_the_orm_stores(sqlite_engine: Engi
 def test_naive_timestamps_are_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         sqlite_time(datetime(2025, 1, 1))
-
-
-def test_the_collector_is_paused_for_nested_steps_and_restored_after() -> None:
-    enabled = gc.isenabled()
-    try:
-        gc.enable()
-        with gc_paused():
-            assert not gc.isenabled()
-            with gc_paused():
-                assert not gc.isenabled()
-            assert not gc.isenabled()
-        assert gc.isenabled()
-        gc.disable()  # a process that runs without the collector keeps it off
-        with gc_paused():
-            pass
-        assert not gc.isenabled()
-    finally:
-        (gc.enable if enabled else gc.disable)()
