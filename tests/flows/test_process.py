@@ -38,8 +38,8 @@ def test_the_cli_sets_its_process_policy_before_running_a_command() -> None:
 def test_every_flow_a_deployment_runs_sets_its_process_policy_first() -> None:
     deployments = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))["deployments"]
     for deployment in deployments:
-        path, name = deployment["entrypoint"].split(":")
-        tree = ast.parse((ROOT / path).read_text(encoding="utf-8"))
+        module, name = deployment["entrypoint"].split(":")  # `flows.hub:hub` (a module of the installed package)
+        tree = ast.parse((ROOT / f"{module.replace('.', '/')}.py").read_text(encoding="utf-8"))
         flow = next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == name)
         body = flow.body[1:] if isinstance(flow.body[0], ast.Expr) and isinstance(flow.body[0].value, ast.Constant) \
             else flow.body
