@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import signal
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
 
+from cli import stop
 from cli.context import UserError, console
 
 sandbox_app = typer.Typer(help="Local HubSpot, Salesforce and Dataverse emulators with a generated world.",
@@ -63,8 +63,8 @@ def up(people: int = typer.Option(2000, min=1, help="people in the generated wor
         raise UserError(f"unknown fault profile {faults!r}; choose one of: {', '.join(PROFILES)}")
     ports = {system: port_base + index for index, system in enumerate(("hubspot", "salesforce", "dynamics"))} \
         if port_base else None
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.on_stop("sandbox up", "the emulators are stopped (they keep nothing: the next `journeyhub sandbox up` "
+                               "generates the same world again)")
     with Sandbox(people=people, seed=seed, anchor=_anchor(anchor), faults=faults, ports=ports) as sandbox:
         if truth is not None:
             truth.write_text(json.dumps(sandbox.truth, indent=1, ensure_ascii=False), encoding="utf-8")
@@ -74,9 +74,4 @@ def up(people: int = typer.Option(2000, min=1, help="people in the generated wor
         for name, value in sandbox.login_env.items():
             if name not in sandbox.env:
                 console.print(f"#   export {name}={value}", highlight=False)
-        try:
-            while not stop.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
-    console.print("# sandbox stopped")
+        threading.Event().wait()  # until Ctrl-C or SIGTERM (cli.stop ends the command)

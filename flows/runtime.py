@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, text
 
@@ -19,6 +21,9 @@ from journeyhub.journey.identity_config import IdentityConfig
 from journeyhub.journey.lifecycle_config import LifecycleConfig
 from journeyhub.settings import Settings
 from journeyhub.writeback.config import WritebackConfig
+
+if TYPE_CHECKING:
+    from prefect.states import State
 
 _lock = threading.Lock()
 _engines: dict[str, Engine] = {}
@@ -65,18 +70,105 @@ def under_prefect() -> bool:
     return bool(os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value())
 
 
+#: who else sees the run log's lines (the CLI prints them as the run goes): called with (level, line)
+_listeners: list[Callable[[int, str], None]] = []
+
+
+@contextmanager
+def listening(listener: Callable[[int, str], None]) -> Iterator[None]:
+    """Show every `run_log` line of this process to `listener` while the block runs."""
+    _listeners.append(listener)
+    try:
+        yield
+    finally:
+        _listeners.remove(listener)
+
+
 def run_log(message: str, *args: Any, level: int = 20) -> None:
-    """Log to the Prefect run (visible in the UI) when inside one, else to the hub's own logger."""
+    """Log to the Prefect run (visible in the UI) when inside one, and to the listeners (the CLI); else,
+    with no listener, to the hub's own logger."""
     import logging
 
     from prefect.context import FlowRunContext, TaskRunContext
 
-    if FlowRunContext.get() is not None or TaskRunContext.get() is not None:
+    in_run = FlowRunContext.get() is not None or TaskRunContext.get() is not None
+    if in_run:
         from prefect.logging import get_run_logger
 
         get_run_logger().log(level, message, *args)
-    else:
+    for listener in list(_listeners):
+        listener(level, message % args if args else message)
+    if not in_run and not _listeners:
         logging.getLogger("journeyhub.flows").log(level, message, *args)
+
+
+class ProgressLog:
+    """Progress of long pulls as run-log lines — records so far, rate, elapsed — at most one line per
+    object every `every` seconds, so short pulls log none. Call it after each batch with the object's
+    counts so far (`sync_system`'s `progress`); an object is timed from the previous object's last batch
+    of the same CRM (objects of one CRM are pulled one after another)."""
+
+    def __init__(self, log: Callable[..., None] = run_log, every: float = 10.0) -> None:
+        self.log, self.every = log, every
+        self._started: dict[tuple[str, str], float] = {}
+        self._logged: dict[tuple[str, str], float] = {}
+        self._last_batch: dict[str, float] = {}
+        self._created = time.monotonic()
+
+    def __call__(self, system: str, object_type: str, counts: Any) -> None:
+        now = time.monotonic()
+        key = (system, object_type)
+        started = self._started.setdefault(key, self._last_batch.get(system, self._created))
+        self._last_batch[system] = now
+        if now - self._logged.get(key, started) < self.every:
+            return
+        self._logged[key] = now
+        elapsed = max(now - started, 1e-6)
+        self.log("%s %s: %s records so far, %s records/s, %s elapsed", system, object_type,
+                 f"{counts.records_read:,}", f"{counts.records_read / elapsed:,.0f}", seconds_text(elapsed))
+
+
+def seconds_text(seconds: float) -> str:
+    """`42 s`, `3 min 05 s`."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes} min {rest:02d} s"
+
+
+class RunProblems(Exception):
+    """What a flow run that did not fully succeed raises when called without `return_state`: the message
+    names what failed or ended partial; `result` is what the run did (also returned by `outcome`)."""
+
+    def __init__(self, message: str, result: Any = None) -> None:
+        super().__init__(message, result)
+        self.message, self.result = message, result
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def final_state(status: str, message: str, result: Any) -> State[Any]:
+    """The flow run's final state told by its objects: `Completed` only when everything succeeded; a run
+    with a partial or failed object ends `Failed` named `Partial` (the UI and the API show a failed run,
+    automations on failed runs fire), and `Failed` when nothing worked."""
+    from prefect.states import Completed, Failed
+
+    if status == "succeeded":
+        return Completed(message=message, data=result)
+    return Failed(message=message, name="Partial" if status == "partial" else "Failed",
+                  data=RunProblems(message, result))
+
+
+def outcome(state: State[Any]) -> Any:
+    """What a flow run called with `return_state=True` did, whether it succeeded or ended partial/failed;
+    a crash (an exception that is not `RunProblems`) is raised."""
+    value = state.result(raise_on_failure=False)
+    if isinstance(value, RunProblems):
+        return value.result
+    if isinstance(value, BaseException):
+        raise value
+    return value
 
 
 def in_flow_run() -> bool:

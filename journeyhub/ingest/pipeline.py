@@ -21,6 +21,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import signal
 import threading
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -81,9 +82,12 @@ def _start_worker() -> None:
     """Worker initializer: the imports are done, so the long-lived heap is frozen out of the collector's
     way (as in the parent, see `freeze_long_lived`), and automatic collections stop: a page's thousands of
     new objects would set off collections that walk them again and again while they are alive. The
-    worker collects once after each page instead. It also exits with its parent."""
+    worker collects once after each page instead. It also exits with its parent, and leaves Ctrl-C to
+    it: a terminal sends SIGINT to the whole process group, and the parent stops the worker in order (a
+    worker dying of KeyboardInterrupt would print its traceback into the parent's terminal)."""
     freeze_long_lived()
     gc.disable()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_parent()
 
 
