@@ -27,7 +27,7 @@ from typing import NoReturn
 
 from cli.context import errors
 
-GRACE = 8.0
+GRACE = 5.0
 NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
 
 
@@ -47,8 +47,24 @@ _finish_lock = threading.Lock()
 
 
 def on_stop(command: str, safe: str) -> None:
-    """What the stop line says for the current command: what was stopped, and what is safe."""
+    """What the stop line says for the current command: what was stopped, and what is safe. Long commands
+    call it before their work starts."""
     _state.update(command=command, safe=safe)
+    if threading.current_thread() is threading.main_thread() and not _state.get("tracker"):
+        # multiprocessing's resource tracker unblocks SIGINT in the thread that first starts it (CPython
+        # bpo-33613's mask is removed, not restored): start it now, then block SIGINT again, so the pools
+        # started later (the mapping worker, the tagger's) inherit the blocked signal too. It is told not to
+        # warn: after a stop it removes the semaphores of the stopped pools, as it should, in silence.
+        from multiprocessing import resource_tracker
+
+        quiet = "ignore::UserWarning:multiprocessing.resource_tracker"  # the tracker's -W option
+        sys.warnoptions.append(quiet)
+        try:
+            resource_tracker.ensure_running()
+        finally:
+            sys.warnoptions.remove(quiet)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        _state["tracker"] = "started"
 
 
 def install() -> None:
@@ -56,7 +72,8 @@ def install() -> None:
     before any thread or child process starts)."""
     if threading.current_thread() is not threading.main_thread():
         return
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)  # in case something unblocks SIGINT in the main thread after all
     signal.signal(signal.SIGUSR1, _on_wake)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     threading.Thread(target=_watch_sigint, name="sigint-watcher", daemon=True).start()
@@ -72,7 +89,7 @@ def _first(signum: int) -> bool:
     return first
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
+def _on_signal(signum: int, frame: object) -> None:
     if _finishing.is_set():
         return
     if not _first(signum):
@@ -97,18 +114,28 @@ def _watch_sigint() -> None:
 
 def _deadline(signum: int) -> None:
     time.sleep(GRACE)
-    finish(signum, close_runs=False)
+    finish(signum)
 
 
-def finish(signum: int, *, close_runs: bool = True) -> NoReturn:
+def _close_runs(signum: int, timeout: float = 3.0) -> None:
+    """Mark the run rows this process left open failed; given up after `timeout` seconds (when the work
+    that holds the database is what does not stop)."""
+    from journeyhub.runs import close_unfinished
+
+    def close() -> None:
+        with contextlib.suppress(Exception):  # the database may be what failed: the stop goes on
+            close_unfinished(f"interrupted ({NAMES.get(signum, signum)})")
+
+    closing = threading.Thread(target=close, name="close-runs", daemon=True)
+    closing.start()
+    closing.join(timeout)
+
+
+def finish(signum: int) -> NoReturn:
     """Mark unfinished runs, terminate the children, say what stopped, exit 128 + signal number."""
     _finishing.set()
     with _finish_lock:  # whichever thread comes first finishes; the others wait here until the process exits
-        if close_runs:
-            from journeyhub.runs import close_unfinished
-
-            with contextlib.suppress(Exception):  # the database may be what failed: the stop goes on
-                close_unfinished(f"interrupted ({NAMES.get(signum, signum)})")
+        _close_runs(signum)
         terminate_children()
         safe = f"; {_state['safe']}" if _state["safe"] else ""
         errors.print(f"stopped: {_state['command']} ({NAMES.get(signum, f'signal {signum}')}){safe}",
@@ -150,9 +177,21 @@ def alive(pid: int) -> bool:
     return stat is not None and stat[1] != "Z"
 
 
+def ignores_sigterm(pid: int) -> bool:
+    """True for a process that ignores SIGTERM (multiprocessing's resource tracker: it exits by itself once
+    its parent is gone, after cleaning up what the parent left)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    ignored = next((line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:")), "0")
+    return bool(int(ignored, 16) & (1 << (signal.SIGTERM - 1)))
+
+
 def terminate_children(timeout: float = 5.0) -> None:
-    """SIGTERM to every descendant, SIGKILL to those still there after `timeout` seconds."""
-    pids = descendants()
+    """SIGTERM to every descendant, SIGKILL to those still there after `timeout` seconds (processes that
+    ignore SIGTERM are left to end with this one)."""
+    pids = [pid for pid in descendants() if not ignores_sigterm(pid)]
     for pid in pids:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGTERM)
