@@ -59,12 +59,13 @@ def _report(error: Exception) -> int:
         return int(error.exit_code)
     if isinstance(error, ConfigFileError):
         for problem in error.problems:
-            errors.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
+            errors.print(f"[bold red]error:[/] {escape(problem)}", highlight=False, soft_wrap=True)
         return 2
     if isinstance(error, ValidationError):
         for item in error.errors(include_url=False):
             where = ".".join(str(part) for part in item["loc"])
-            errors.print(f"[bold red]error:[/] configuration {where}: {item['msg']}", highlight=False)
+            errors.print(f"[bold red]error:[/] configuration {escape(where)}: {escape(item['msg'])}", highlight=False,
+                         soft_wrap=True)
         return 2
     if isinstance(error, UserError):
         errors.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)

@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
-from cli import stop
-from cli.context import UserError, console
+from cli import output, stop
+from cli.context import UserError
 
 sandbox_app = typer.Typer(help="Local HubSpot, Salesforce and Dataverse emulators with a generated world.",
                           no_args_is_help=True)
@@ -43,8 +44,8 @@ def generate(people: int = typer.Option(2000, min=1, help="people in the world")
     stages: dict[str, int] = {}
     for person in world.truth["persons"]:
         stages[person["stage"]] = stages.get(person["stage"], 0) + 1
-    console.print(f"[green]✓[/] {people} people (seed {seed}) written to {out}/ — stages: "
-                  + ", ".join(f"{stage} {count}" for stage, count in sorted(stages.items())))
+    output.say(f"[green]✓[/] {people} people (seed {seed}) written to {out}/ — stages: "
+               + ", ".join(f"{stage} {count}" for stage, count in sorted(stages.items())))
 
 
 @sandbox_app.command("up")
@@ -68,10 +69,10 @@ def up(people: int = typer.Option(2000, min=1, help="people in the generated wor
     with Sandbox(people=people, seed=seed, anchor=_anchor(anchor), faults=faults, ports=ports) as sandbox:
         if truth is not None:
             truth.write_text(json.dumps(sandbox.truth, indent=1, ensure_ascii=False), encoding="utf-8")
-        console.print(f"# Journey Hub sandbox: {people} people, seed {seed}, faults {faults}. Ctrl-C stops it.")
+        output.say(f"# Journey Hub sandbox: {people} people, seed {seed}, faults {faults}. Ctrl-C stops it.")
         print(sandbox.export_lines(), flush=True)
-        console.print("# refreshable logins instead (token expiry tests):")
+        output.say("# refreshable logins instead (token expiry tests):")
         for name, value in sandbox.login_env.items():
             if name not in sandbox.env:
-                console.print(f"#   export {name}={value}", highlight=False)
+                output.say(escape(f"#   export {name}={value}"))
         threading.Event().wait()  # until Ctrl-C or SIGTERM (cli.stop ends the command)
