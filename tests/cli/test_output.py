@@ -127,12 +127,13 @@ def test_push_json_carries_the_counts_of_the_push_rows(hub: Hub, first_sync: dic
     hub.run("tag", code=0)
     planned = hub.plain("push", "--dry-run")
     assert planned[1] == "Write-back plan (dry run: nothing written):"
-    assert all(re.fullmatch(r"  \w+ \w+: create \d+, update \d+, upsert \d+, unchanged \d+, pushed -, failed -, "
-                            r"conflicts \d+", line) for line in planned[2:] if not line.startswith("conflict ")), planned
+    plan_line = re.compile(r"  \w+ \w+: create \d+, update \d+, upsert \d+, unchanged \d+, pushed -, failed -, "
+                           r"conflicts \d+")
+    assert all(plan_line.fullmatch(line) for line in planned[2:] if not line.startswith("conflict ")), planned
     result = hub.document("push")
     assert result["status"] == "succeeded" and not result["not_run"]
-    rows = {row.system: row for row in hub.rows("SELECT * FROM sync_run WHERE direction = 'push' AND id IN "
-                                                "(SELECT MAX(id) FROM sync_run WHERE direction = 'push' GROUP BY system)")}
+    rows = {row.system: row for row in hub.rows(
+        "SELECT * FROM sync_run WHERE id IN (SELECT MAX(id) FROM sync_run WHERE direction = 'push' GROUP BY system)")}
     for system, row in rows.items():
         objects = [item for item in result["objects"] if item["system"] == system]
         assert sum(item["pushed"] for item in objects) == row.pushed > 0
