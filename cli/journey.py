@@ -45,13 +45,13 @@ def tag(as_of: str | None = typer.Option(None, help="evaluate as of this date/ti
     if as_json:
         output.emit_json({"command": "tag", **asdict(summary)})
         return
-    output.table(f"Journey as of {summary.as_of:%Y-%m-%d %H:%M} UTC (rules {summary.ruleset_version})",
-                 ["stage", "customers"], list(summary.stages.items()), numeric={"customers"})
+    output.table("Stages", ["stage", "customers"], list(summary.stages.items()), numeric={"customers"})
     output.table("Segments", ["segment", "customers"], sorted(summary.segments.items()), numeric={"customers"})
     output.say(f"[green]✓[/] {summary.customers} customers ({summary.new_customers} new, {summary.merges} merged), "
                f"{summary.evaluated} re-evaluated{' (full)' if summary.full else ''}, "
                f"{summary.history_changed} histories changed, {summary.segment_changes} segment changes "
-               f"in {seconds_text(time.monotonic() - started)}")
+               f"in {seconds_text(time.monotonic() - started)} — as of {summary.as_of:%Y-%m-%d %H:%M} UTC, "
+               f"rules {summary.ruleset_version}")
 
 
 def _when(value: Any) -> str:

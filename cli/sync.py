@@ -41,10 +41,11 @@ def overall(results: list[Any]) -> str:
 
 
 class LiveRows:
-    """The terminal's live table: objects being pulled with their counts so far and rate."""
+    """The terminal's live table: per CRM, the object being pulled, its counts so far and rate (the objects
+    that finished are printed above it as lines)."""
 
     def __init__(self) -> None:
-        self.rows: dict[tuple[str, str], tuple[Counts, float]] = {}
+        self.rows: dict[str, tuple[str, Counts, float]] = {}
         self.started = time.monotonic()
         self.live: Live | None = None
 
@@ -52,14 +53,15 @@ class LiveRows:
         grid = Table(title=f"Pulling… {time.monotonic() - self.started:.0f} s")
         for column in ("system", "object", *COUNT_COLUMNS[:2], "records/s"):
             grid.add_column(column, justify="left" if column in {"system", "object"} else "right")
-        for (system, object_type), (counts, since) in self.rows.items():
+        for system, (object_type, counts, since) in self.rows.items():
             rate = counts.records_read / max(time.monotonic() - since, 1e-6)
             grid.add_row(system, object_type, str(counts.records_read), str(counts.inserted), f"{rate:,.0f}")
         return grid
 
     def __call__(self, system: str, object_type: str, counts: Counts) -> None:
-        since = self.rows.get((system, object_type), (None, time.monotonic()))[1]
-        self.rows[(system, object_type)] = (Counts().add(counts), since)
+        current = self.rows.get(system)
+        since = current[2] if current and current[0] == object_type else time.monotonic()
+        self.rows[system] = (object_type, Counts().add(counts), since)
         if self.live is not None:
             self.live.update(self.render())
 
