@@ -46,6 +46,7 @@ class LiveRows:
 
     def __init__(self) -> None:
         self.rows: dict[str, tuple[str, Counts, float]] = {}
+        self.updated: dict[str, float] = {}
         self.started = time.monotonic()
         self.live: Live | None = None
 
@@ -59,9 +60,11 @@ class LiveRows:
         return grid
 
     def __call__(self, system: str, object_type: str, counts: Counts) -> None:
-        current = self.rows.get(system)
-        since = current[2] if current and current[0] == object_type else time.monotonic()
+        now, current = time.monotonic(), self.rows.get(system)
+        # a CRM's objects are pulled one after another: the next one started when the last batch before it ended
+        since = current[2] if current and current[0] == object_type else self.updated.get(system, self.started)
         self.rows[system] = (object_type, Counts().add(counts), since)
+        self.updated[system] = now
         if self.live is not None:
             self.live.update(self.render())
 

@@ -168,3 +168,37 @@ def test_config_check_db_and_sandbox_generate_lines(hub: Hub, tmp_path: Path) ->
                for line in hub.plain("db", "status"))
     generated = hub.plain("sandbox", "generate", "--people", "50", "--out", str(tmp_path / "world"))
     assert generated[0].startswith(f"✓ 50 people (seed 7) written to {tmp_path / 'world'}/ — stages: ")
+
+
+def test_a_long_pull_prints_progress_lines_with_records_rate_and_elapsed(tmp_path: Path) -> None:
+    from sandbox.common.faults import FaultConfig, FaultRule
+
+    with Sandbox(people=60, seed=11) as sandbox:
+        slow = FaultRule(kind="delay", path="/email/public/v1/events", times=3, delay_seconds=2.5)
+        sandbox.set_faults("hubspot", FaultConfig(rules=[slow]))
+        env = clean_env(**sandbox.env, JOURNEYHUB_DATABASE_URL=f"sqlite:///{tmp_path / 'hub.db'}",
+                        JOURNEYHUB_PAGE_TASK_SIZE="1", JOURNEYHUB_STORE_GROUP_RECORDS="1")  # a batch per API page
+        hub = Hub(tmp_path, env)
+        hub.plain("db", "upgrade")
+        lines = hub.plain("sync", "--system", "hubspot", code=1)
+    progress = [line for line in lines if line.startswith("hubspot email_events: ") and "so far" in line]
+    assert progress, lines
+    assert all(re.fullmatch(r"hubspot email_events: [\d,]+ records so far, [\d,]+ records/s, \d+ s elapsed", line)
+               for line in progress), progress
+    assert int(progress[0].split(", ")[-1].split()[0]) >= 5, "a line every 5 s off a terminal, none sooner"
+
+
+def test_progress_lines_are_timed_per_object_and_spaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows import runtime
+    from journeyhub.ingest.loader import Counts
+
+    clock = [100.0]
+    monkeypatch.setattr(runtime.time, "monotonic", lambda: clock[0])
+    lines: list[str] = []
+    progress = runtime.ProgressLog(lambda message, *args: lines.append(message % args), every=10)
+    for at, object_type, read in [(103, "owners", 6), (110, "contacts", 1000), (121, "contacts", 20000),
+                                  (125, "contacts", 22000), (140, "contacts", 40000)]:
+        clock[0] = at
+        progress("hubspot", object_type, Counts(records_read=read))
+    assert lines == ["hubspot contacts: 20,000 records so far, 1,111 records/s, 18 s elapsed",
+                     "hubspot contacts: 40,000 records so far, 1,081 records/s, 37 s elapsed"]
