@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from cli.stop import end_process
+
 DEMO_QUERIES = {
     "Customers per stage and segment": (
         "SELECT lifecycle_stage, segment, COUNT(*) AS customers FROM customer_360 "
@@ -89,11 +91,7 @@ def prefect_server(home: Path) -> Any:
             time.sleep(0.5)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        end_process(process)
         log.close()
 
 

@@ -19,11 +19,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from cli.context import errors
 
@@ -170,6 +171,16 @@ def descendants(root: int | None = None) -> list[int]:
             found.append(child)
             queue.append(child)
     return found
+
+
+def end_process(process: subprocess.Popen[Any], timeout: float = 10.0) -> None:
+    """Stop a child this process started: SIGTERM, SIGKILL after `timeout` seconds; reaped either way."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def alive(pid: int) -> bool:

@@ -9,7 +9,7 @@ import json
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -29,6 +29,17 @@ def held(sandbox: Sandbox, system: str) -> bool:
     """True once the emulator is holding the request its delay rule catches (it is in flight)."""
     emulator = sandbox.endpoints[system].emulator
     return emulator is not None and emulator.faults._rule_fired[0] >= 1
+
+
+def stop_when(run: CliProcess, ready: Callable[[], object], signum: int, group: bool) -> list[str]:
+    """Once `ready()` returned (it waits for the moment to stop), send the signal and check the stop
+    contract; returns the stderr lines. Nothing of the run outlives the test either way."""
+    try:
+        ready()
+        run.interrupt(signum, group=group)
+        return stopped_cleanly(run, signum)
+    finally:
+        run.kill()
 
 
 def stopped_cleanly(run: CliProcess, signum: int) -> list[str]:
@@ -65,13 +76,12 @@ def test_a_sync_stopped_mid_request_keeps_committed_pages_and_leaves_no_process(
     url = database_with_schema(tmp_path)
     env = clean_env(**sandbox.env, JOURNEYHUB_DATABASE_URL=url, JOURNEYHUB_MAP_IN_WORKER_AFTER="0")
     run = CliProcess("sync", "--system", "hubspot", cwd=tmp_path, env=env)
-    try:
+
+    def in_flight() -> None:
         run.wait_for(lambda: held(sandbox, "hubspot"), 90, "the contacts request in flight")
         assert run.children(), "the mapping worker runs (JOURNEYHUB_MAP_IN_WORKER_AFTER=0)"
-        run.interrupt(signum, group=group)
-        lines = stopped_cleanly(run, signum)
-    finally:
-        run.kill()
+
+    lines = stop_when(run, in_flight, signum, group)
     assert lines[-1] == (f"stopped: sync ({signal.Signals(signum).name}); the cursors of the committed pages are "
                          "kept; the next `journeyhub sync` continues from there")
     with make_engine(url).connect() as connection:
@@ -112,11 +122,9 @@ def test_a_push_stopped_mid_batch_says_what_is_safe_and_leaves_no_process(
     env = clean_env(**sandbox.env, JOURNEYHUB_DATABASE_URL=f"sqlite:///{tmp_path / 'hub.db'}")
     run = CliProcess("push", "--system", "hubspot", cwd=tmp_path, env=env)
     try:
-        run.wait_for(lambda: held(sandbox, "hubspot"), 90, "a write batch in flight")
-        run.interrupt(signum, group=group)
-        lines = stopped_cleanly(run, signum)
+        lines = stop_when(run, lambda: run.wait_for(lambda: held(sandbox, "hubspot"), 90, "a write batch in flight"),
+                          signum, group)
     finally:
-        run.kill()
         sandbox.set_faults("hubspot", FaultConfig())
     assert lines[-1] == (f"stopped: push ({signal.Signals(signum).name}); what the write-back ledger recorded is not "
                          "sent again; run `journeyhub push` to finish")
@@ -128,14 +136,15 @@ def test_a_push_stopped_mid_batch_says_what_is_safe_and_leaves_no_process(
 @pytest.mark.parametrize(("signum", "group"), SIGNALS)
 def test_sandbox_up_stops_on_a_signal(tmp_path: Path, signum: int, group: bool) -> None:
     run = CliProcess("sandbox", "up", "--people", "50", cwd=tmp_path, env=clean_env())
-    try:
+
+    def serving() -> str:
         run.wait_for_line("export HUBSPOT_BASE_URL=", timeout=120)
         url = next(line for line in run.stdout if "HUBSPOT_BASE_URL=" in line).strip().split("=", 1)[1]
         assert httpx.get(f"{url}/crm/v3/owners", headers={"Authorization": "Bearer sandbox-token"}).status_code == 200
-        run.interrupt(signum, group=group)
-        lines = stopped_cleanly(run, signum)
-    finally:
-        run.kill()
+        return url
+
+    lines = stop_when(run, serving, signum, group)
+    url = next(line for line in run.stdout if "HUBSPOT_BASE_URL=" in line).strip().split("=", 1)[1]
     assert lines[-1].startswith(f"stopped: sandbox up ({signal.Signals(signum).name}); the emulators are stopped")
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{url}/crm/v3/owners", timeout=5)
@@ -149,13 +158,12 @@ def test_a_demo_stopped_mid_run_stops_emulators_and_prefect_servers(tmp_path: Pa
                                                                     ui: bool) -> None:
     run = CliProcess("demo", "--people", "50", "--workdir", str(tmp_path / "demo"), *(["--ui"] if ui else []),
                      cwd=tmp_path, env=clean_env())
-    try:
+
+    def pulling() -> None:
         run.wait_for_line(" User: read ", timeout=240)  # the hub flow is pulling: mid-run
         assert len(run.children()) >= 2, "the emulators' process and the Prefect server"
-        run.interrupt(signum, group=group)
-        lines = stopped_cleanly(run, signum)
-    finally:
-        run.kill()
+
+    lines = stop_when(run, pulling, signum, group)
     assert lines[-1] == (f"stopped: demo ({signal.Signals(signum).name}); the emulators and Prefect servers are "
                          "stopped; the demo database is incomplete (run `journeyhub demo` again)")
 
@@ -164,7 +172,8 @@ def test_a_demo_stopped_mid_run_stops_emulators_and_prefect_servers(tmp_path: Pa
 def test_demo_keep_leaves_the_emulators_up_with_exports_until_ctrl_c(tmp_path: Path) -> None:
     run = CliProcess("demo", "--people", "50", "--workdir", str(tmp_path / "demo"), "--keep", cwd=tmp_path,
                      env=clean_env())
-    try:
+
+    def kept() -> None:
         run.wait_for_line("Ctrl-C here stops them", timeout=300)
         exports = dict(line.strip()[len("export "):].split("=", 1) for line in run.stdout
                        if line.strip().startswith("export "))
@@ -175,9 +184,7 @@ def test_demo_keep_leaves_the_emulators_up_with_exports_until_ctrl_c(tmp_path: P
         owners = httpx.get(f"{exports['HUBSPOT_BASE_URL']}/crm/v3/owners",
                            headers={"Authorization": f"Bearer {exports['HUBSPOT_ACCESS_TOKEN']}"})
         assert owners.status_code == 200, "the emulators are still up"
-        run.interrupt(signal.SIGINT, group=True)
-        lines = stopped_cleanly(run, signal.SIGINT)
-    finally:
-        run.kill()
+
+    lines = stop_when(run, kept, signal.SIGINT, group=True)
     assert lines[-1] == ("stopped: demo (SIGINT); the emulators are stopped; the demo database stays at "
                          f"{tmp_path / 'demo' / 'journeyhub.db'}")

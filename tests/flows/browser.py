@@ -18,6 +18,7 @@ import httpx
 from websockets.sync.client import ClientConnection, connect
 
 from cli.demo_run import free_port
+from cli.stop import end_process
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -84,12 +85,7 @@ def chromium(binary: str, profile: Path, width: int, height: int = 1000) -> Iter
                       mobile=False)
             yield page
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        end_process(process)
 
 
 #: every table header cell on the page, and whether a reader sees it whole: inside the window and not cut off
