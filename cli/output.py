@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,8 @@ def _default(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, Decimal):  # PostgreSQL numerics (amounts)
+        return float(value)
     if isinstance(value, set | frozenset | tuple):
         return list(value)
     raise TypeError(f"not JSON: {type(value).__name__}")
