@@ -202,3 +202,21 @@ def test_progress_lines_are_timed_per_object_and_spaced(monkeypatch: pytest.Monk
         progress("hubspot", object_type, Counts(records_read=read))
     assert lines == ["hubspot contacts: 20,000 records so far, 1,111 records/s, 18 s elapsed",
                      "hubspot contacts: 40,000 records so far, 1,081 records/s, 37 s elapsed"]
+
+
+@pytest.mark.postgres
+def test_sync_and_status_json_carry_the_database_counts_on_postgresql(engine_pg_clean: Engine,
+                                                                       tmp_path: Path) -> None:
+    url = engine_pg_clean.url.render_as_string(hide_password=False)
+    with Sandbox(people=50, seed=13) as sandbox:
+        hub = Hub(tmp_path, clean_env(**sandbox.env, JOURNEYHUB_DATABASE_URL=url))
+        synced = hub.document("sync", "--system", "dynamics", code=1)  # bad records quarantined: partial
+    runs = {row.object_type: row for row in hub.rows("SELECT * FROM sync_run WHERE run_id = :run",
+                                                     run=synced["run_id"])}
+    objects = synced["systems"][0]["objects"]
+    assert len(objects) == len(runs) == 11
+    assert all(getattr(runs[item["object"]], name) == item[name] for item in objects for name in COUNTS)
+    status = hub.document("status")
+    assert {run["object"]: run["records_read"] for run in status["runs"]} == \
+        {name: row.records_read for name, row in runs.items()}
+    assert sum(item["records"] for item in status["quarantine"]) == synced["systems"][0]["totals"]["quarantined"]
