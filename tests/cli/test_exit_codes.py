@@ -52,3 +52,16 @@ def test_a_crm_that_does_not_answer_makes_sync_exit_1_while_the_others_sync(tmp_
     assert not any(item["status"] == "failed" for item in systems["dynamics"]["objects"])
     assert "error: not every object succeeded: hubspot owners failed: hubspot: " in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_push_that_cannot_run_for_a_crm_exits_1_naming_it(tmp_path: Path) -> None:
+    with Sandbox(people=50, seed=2) as sandbox:
+        env = clean_env(**sandbox.env, JOURNEYHUB_DATABASE_URL=f"sqlite:///{tmp_path / 'hub.db'}")
+        env["SALESFORCE_ACCESS_TOKEN"] = "expired-session"
+        subprocess.run([*CLI, "db", "upgrade"], cwd=tmp_path, env=env, check=True, capture_output=True)
+        result = subprocess.run([*CLI, "push", "--system", "salesforce", "--system", "dynamics", "--json"],
+                                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    document = json.loads(result.stdout)
+    assert document["status"] == "partial" and list(document["not_run"]) == ["salesforce"]
+    assert "error: the push did not succeed everywhere: salesforce: push not run: " in result.stderr
