@@ -8,13 +8,15 @@ non-zero exit; tracebacks are for bugs only (set JOURNEYHUB_DEBUG=1 to see them 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 
 from canonical.db import DatabaseError
-from cli import db, demo, journey, push, sandbox, status, sync
+from cli import db, demo, journey, push, sandbox, status, stop, sync
 from cli.context import UserError, errors
 from connectors.errors import ConnectorError
 from flows.process import tune_gc
@@ -36,13 +38,16 @@ app.command("demo")(demo.demo_command)
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. Exit codes (README): 0 everything succeeded; 1 some object or CRM failed
+    or ended partial; 2 a configuration or usage error; 130 / 143 stopped by Ctrl-C / SIGTERM."""
+    stop.install()
     tune_gc()  # the process's collector policy: only entry points set one (flows/process.py)
     try:
         result = app(standalone_mode=False)
+    except stop.Interrupted as interrupted:
+        stop.finish(interrupted.signum)
     except typer.Abort:
-        errors.print("aborted")
-        sys.exit(130)
+        stop.finish(signal.SIGINT)
     except Exception as error:
         if os.environ.get("JOURNEYHUB_DEBUG"):
             raise
@@ -56,18 +61,20 @@ def _report(error: Exception) -> int:
         return int(error.exit_code)
     if isinstance(error, ConfigFileError):
         for problem in error.problems:
-            errors.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
+            errors.print(f"[bold red]error:[/] {escape(problem)}", highlight=False, soft_wrap=True)
         return 2
     if isinstance(error, ValidationError):
         for item in error.errors(include_url=False):
             where = ".".join(str(part) for part in item["loc"])
-            errors.print(f"[bold red]error:[/] configuration {where}: {item['msg']}", highlight=False)
+            errors.print(f"[bold red]error:[/] configuration {escape(where)}: {escape(item['msg'])}", highlight=False,
+                         soft_wrap=True)
         return 2
-    if isinstance(error, DatabaseError | ConnectorError | UserError):
-        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+    if isinstance(error, UserError):
+        errors.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+        return error.code
+    if isinstance(error, DatabaseError | ConnectorError):
+        errors.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         return 1
-    if isinstance(error, KeyboardInterrupt):
-        return 130
     raise error
 
 

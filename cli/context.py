@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from canonical.db import check_connection, make_engine, redact
 from canonical.schema import status
@@ -15,11 +19,15 @@ errors = Console(stderr=True)
 
 
 class UserError(Exception):
-    """A problem the user can fix; the message says how."""
+    """A problem the user can fix; the message says how. Exit code 2 (configuration or usage) unless told."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -30,6 +38,8 @@ def settings() -> Settings:
 def engine(current: Settings | None = None, *, require_schema: bool = True) -> Engine:
     """An engine for JOURNEYHUB_DATABASE_URL; with `require_schema`, the schema must be up to date."""
     url = (current or settings()).database_url
+    if require_schema:
+        missing_database_file(url)
     db = make_engine(url)
     check_connection(db)
     if require_schema:
@@ -40,6 +50,23 @@ def engine(current: Settings | None = None, *, require_schema: bool = True) -> E
             raise UserError(f"the database schema is at revision {schema.current} but this version needs "
                             f"{schema.head}: run `journeyhub db upgrade`")
     return db
+
+
+def missing_database_file(url: str) -> None:
+    """A SQLite file that does not exist is refused with how to create one (connecting would create an
+    empty file: a command reading the hub would then silently read nothing)."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:") \
+            or parsed.database.startswith("file:"):
+        return
+    path = Path(parsed.database)
+    if path.exists():
+        return
+    demo = Path(".journeyhub-demo", "journeyhub.db")
+    hint = (f"; the demo's database is here: export JOURNEYHUB_DATABASE_URL=sqlite:///{demo.resolve()}"
+            if demo.exists() else "")
+    raise UserError(f"the database file {path} does not exist (JOURNEYHUB_DATABASE_URL={redact(url)}): create it "
+                    f"with `journeyhub db upgrade`, or set JOURNEYHUB_DATABASE_URL to an existing database{hint}")
 
 
 def chosen_systems(current: Settings, requested: list[str] | None, *, require_credentials: bool = True) -> list[str]:

@@ -1,41 +1,35 @@
-"""`journeyhub demo`: run the whole hub on local CRM emulators and SQLite, then show what it did."""
+"""`journeyhub demo`: run the whole hub on local CRM emulators and SQLite, say what it did, and hand over —
+where the database is, three commands to try next against it, the truth check's verdict; `--keep` (and
+`--ui`) leave the emulators up with the `export …` lines that point the other commands at them."""
 
 from __future__ import annotations
 
 import os
+import sys
+import threading
 import time
 from collections import defaultdict
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
-from rich.table import Table
 
 from cli import demo_run as demo
+from cli import output, stop
 from cli.context import console, fail
 
 
-def _table(title: str, columns: list[str], rows: list[tuple[Any, ...]]) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*("" if value is None else str(value) for value in row))
-    return table
+def records_per_crm(result: Any) -> None:
+    output.table("Records pulled per CRM", ["CRM", "status", "objects", "read", "stored", "quarantined", "API calls"],
+                 [(sync.system, sync.status, len(sync.objects), totals.records_read, totals.inserted,
+                   totals.quarantined, totals.api_calls) for sync in result.syncs for totals in [sync.totals()]],
+                 numeric={"objects", "read", "stored", "quarantined", "API calls"})
 
 
-def records_per_crm(result: Any) -> Table:
-    rows = []
-    for sync in result.syncs:
-        totals = sync.totals()
-        rows.append((sync.system, sync.status, len(sync.objects), totals.records_read, totals.inserted,
-                     totals.quarantined, totals.api_calls))
-    return _table("Records pulled per CRM", ["CRM", "status", "objects", "read", "stored", "quarantined",
-                                            "API calls"], rows)
-
-
-def pushed_back(result: Any) -> Table:
+def pushed_back(result: Any) -> None:
     rows: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for report in result.pushes:
         for (system, object_type, action), count in report.plan.actions.items():
@@ -48,51 +42,108 @@ def pushed_back(result: Any) -> Table:
                 rows[system]["conflicts"] += outcome.conflicts
             for system, calls in report.outcome.api_calls.items():
                 rows[system]["calls"] += calls
-    return _table("Pushed back into the CRMs", ["CRM", "records with journey fields", "mirrored timeline items",
-                                               "rejected", "conflicts", "API calls"],
-                  [(system, v["fields"], v["timeline items"], v["failed"], v["conflicts"], v["calls"])
-                   for system, v in sorted(rows.items())])
+    columns = ["CRM", "records with journey fields", "mirrored timeline items", "rejected", "conflicts", "API calls"]
+    output.table("Pushed back into the CRMs", columns,
+                 [(system, v["fields"], v["timeline items"], v["failed"], v["conflicts"], v["calls"])
+                  for system, v in sorted(rows.items())], numeric=columns[1:])
+
+
+def panel(title: str, lines: list[str]) -> None:
+    """A titled block: a rich panel on a terminal, a heading and plain lines elsewhere."""
+    if output.live():
+        console.print(Panel("\n".join(lines), title=title, title_align="left"))
+        return
+    output.say(f"{title}:")
+    for line in lines:
+        output.say(f"  {line}")
+
+
+def truth_line(report: Any) -> str:
+    """The truth check in one line."""
+    verdict = "matches the ground truth" if report.perfect else "[red]differs from the ground truth[/]"
+    return (f"truth check: {verdict} — {report.share(report.resolved):.1%} of {report.persons} people resolved to "
+            f"exactly one customer, {report.share(report.stage_correct):.1%} in the expected stage "
+            f"({report.share(report.entered_correct):.1%} entered at the expected time), "
+            f"{report.share(report.segment_correct):.1%} in the expected segment, "
+            f"{report.quarantined_found}/{report.quarantined_expected} deliberately bad records quarantined")
+
+
+def broken(result: Any) -> list[str]:
+    """What went wrong beyond the world's deliberately bad records (which the truth check counts)."""
+    from flows.push import push_problems
+
+    lines = [f"{system}: pull failed: {reason}" for system, reason in result.failures.items()]
+    lines += [line for sync in result.syncs for line in sync.problems()
+              if sync.error or any(item.status == "failed" for item in sync.objects)]
+    return lines + push_problems(result.pushes)
+
+
+def journeyhub_command() -> str:
+    """How this user runs the command (`.venv/bin/journeyhub` after the README's quick start)."""
+    return sys.argv[0] if Path(sys.argv[0]).name == "journeyhub" else "journeyhub"
+
+
+def next_steps(run: demo.DemoRun) -> list[str]:
+    """Three commands to try next against the demo database."""
+    url = f"sqlite:///{run.database}"
+    _, rows = demo.query(run.database, demo.PERSON_IN_THREE_CRMS)
+    person = rows[0][0] if rows else "cus_…"
+    return [f"JOURNEYHUB_DATABASE_URL={url} {journeyhub_command()} explain {person}",
+            f'sqlite3 {run.database} "SELECT lifecycle_stage, segment, COUNT(*) FROM customer_360 GROUP BY 1, 2"',
+            f"{journeyhub_command()} demo --ui" if not run.ui_url else f"open {run.ui_url}"]
 
 
 def show(run: demo.DemoRun) -> bool:
-    """Prints the summary; True when everything worked and matched the ground truth."""
+    """Prints the summary and the handover; True when the run worked and matched the ground truth."""
+    from canonical.db import make_engine
     from sandbox.truthcheck import check
 
     result = run.result
     if result is None:
-        console.print(f"[red]the hub flow ended {run.state.type.value}: {run.state.message}[/]")
+        output.say(f"[red]the hub flow ended {run.state.type.value}: {escape(str(run.state.message))}[/]")
         return False
-    console.print(records_per_crm(result))
-    engine_url = f"sqlite:///{run.database}"
-    from canonical.db import make_engine
-
-    report = check(make_engine(engine_url), run.truth)
-    _, (customers,) = demo.query(run.database, "SELECT COUNT(*) FROM customer_360")
-    _, (records,) = demo.query(run.database, "SELECT COUNT(*) FROM customer_sources")
-    console.print(Panel(
-        f"[bold]{customers[0]}[/] customers resolved from [bold]{records[0]}[/] contact and lead records in three "
-        f"CRMs.\nAgainst the generated world's ground truth: {report.share(report.resolved):.1%} of people resolved "
-        f"to exactly one customer, {report.share(report.stage_correct):.1%} in the expected stage "
-        f"({report.share(report.entered_correct):.1%} entered at the expected time), "
-        f"{report.share(report.segment_correct):.1%} in the expected segment; "
-        f"{report.quarantined_found}/{report.quarantined_expected} deliberately bad records quarantined.",
-        title="Identity and journey"))
+    records_per_crm(result)
+    report = check(make_engine(f"sqlite:///{run.database}"), run.truth)
+    _, ((customers,),) = demo.query(run.database, "SELECT COUNT(*) FROM customer_360")
+    _, ((records,),) = demo.query(run.database, "SELECT COUNT(*) FROM customer_sources")
+    panel("Identity and journey", [f"{customers} customers resolved from {records} contact and lead records in "
+                                   "three CRMs.", truth_line(report)])
     for problem in report.problems[:5]:
-        console.print(f"[yellow]  {problem}[/]")
-    columns, rows = demo.query(run.database, list(demo.DEMO_QUERIES.values())[1])
-    console.print(_table("Lifecycle funnel", columns, rows))
-    console.print(pushed_back(result))
-    console.print(Panel(f"Database: [bold]{run.database}[/] (SQLite; open it with any SQL tool).\n"
-                        f"Run: {result.status} in {run.seconds:.0f} s" + (f" · {run.ui_url}" if run.ui_url else ""),
-                        title="Where things are"))
+        output.say(f"[yellow]  {escape(problem)}[/]")
+    pushed_back(result)
     for title, sql in demo.DEMO_QUERIES.items():
         columns, rows = demo.query(run.database, sql)
-        console.print(f"\n[bold]{title}[/]\n[cyan]{sql}[/]", highlight=False)
-        console.print(_table("", columns, rows))
-    problems = result.problems()
+        output.say(f"\n[bold]{escape(title)}[/]\n[cyan]{escape(sql)}[/]")
+        output.table("", columns, rows, keys=1 if "funnel" in title else 2)
+    problems = broken(result)
     for problem in problems:
-        console.print(f"[red]✗ {problem}[/]")
-    return result.status == "succeeded" and report.perfect
+        output.say(f"[red]✗ {escape(problem)}[/]")
+    quarantined = sum(sync.totals().quarantined for sync in result.syncs)
+    why = f" ({quarantined} records quarantined, as the world intends)" if result.status == "partial" and \
+        not problems else ""
+    panel("Where things are", [
+        f"database: [bold]{run.database}[/] (SQLite; the views customer_360, unified_timeline, lifecycle_funnel, …)",
+        f"hub run: {result.status}{why} in {run.seconds:.0f} s" + (f" · {run.ui_url}" if run.ui_url else ""),
+        truth_line(report)])
+    panel("Try next", [escape(line) for line in next_steps(run)])
+    return report.perfect and not problems
+
+
+def keep_running(run: demo.DemoRun, sandbox_env: dict[str, str], api_url: str | None) -> None:
+    """`--keep` / `--ui`: print what points other shells at the emulators (and the UI), wait for Ctrl-C."""
+    exports = [f"export {name}={value}" for name, value in sandbox_env.items()]
+    exports.append(f"export JOURNEYHUB_DATABASE_URL=sqlite:///{run.database}")
+    if api_url:
+        exports.append(f"export PREFECT_API_URL={api_url}/api")
+    lines = ["The emulators" + (" and the Prefect server" if api_url else "") + " keep running; "
+             "in another shell, point the other commands at them:", *exports,
+             f"then e.g. `{journeyhub_command()} sync` or `{journeyhub_command()} status`. Ctrl-C here stops them."]
+    if run.ui_url:
+        lines.insert(0, f"Open the run in the Prefect UI: [bold link={run.ui_url}]{run.ui_url}[/]")
+    panel("Kept running", lines)
+    stop.on_stop("demo", f"the emulators{' and the Prefect server' if api_url else ''} are stopped; the demo "
+                         f"database stays at {run.database}")
+    threading.Event().wait()  # until Ctrl-C or SIGTERM (cli.stop ends the command)
 
 
 def demo_command(people: int = typer.Option(2000, min=50, help="people in the generated world"),
@@ -100,39 +151,39 @@ def demo_command(people: int = typer.Option(2000, min=50, help="people in the ge
                  workdir: Path = typer.Option(Path(".journeyhub-demo"), help="folder for the demo database"),
                  ui: bool = typer.Option(False, "--ui", help="run against a local Prefect server and keep it up "
                                                             "so the run can be inspected in the Prefect UI"),
+                 keep: bool = typer.Option(False, "--keep", help="leave the emulators up afterwards and print the "
+                                                                "`export …` lines that point other commands at them"),
                  ) -> None:
     """Run the whole hub on local CRM emulators and SQLite (no credentials, no server), then summarise."""
     from sandbox.runtime import Sandbox
 
     database = demo.prepare_workdir(workdir.resolve())
     home = workdir.resolve() / "prefect"
-    for name in ("PREFECT_API_URL",):
-        os.environ.pop(name, None)
+    os.environ.pop("PREFECT_API_URL", None)
+    stop.on_stop("demo", "the emulators and Prefect servers are stopped; the demo database is incomplete "
+                         "(run `journeyhub demo` again)")
     started = time.perf_counter()
-    with console.status(f"Starting three CRM emulators with {people} generated people…") as status, \
-            Sandbox(people=people, seed=seed, process=True) as sandbox:
-        truth = sandbox.truth
-        server = demo.prefect_server(home) if ui else None
-        api_url = server.__enter__() if server is not None else None
-        try:
-            prefect_env = demo.quiet_prefect(home) | ({"PREFECT_API_URL": f"{api_url}/api"} if api_url else {})
-            status.update("Running the hub flow: pull → resolve identities → tag lifecycle → push back…")
-            state, result, flow_run_id = demo.run_hub(sandbox.env, database, prefect_env)
-            link = f"{api_url}/runs/flow-run/{flow_run_id}" if api_url and flow_run_id else None
-            run = demo.DemoRun(database, state, result, truth, flow_run_id, link, time.perf_counter() - started)
-            status.stop()
-            ok = show(run)
-            if ui and link:
-                console.print(Panel(f"Open the run in the Prefect UI: [bold link={link}]{link}[/]\n"
-                                    "The emulators and the Prefect server keep running; press Ctrl-C to stop.",
-                                    title="Prefect UI"))
-                try:
-                    while True:
-                        time.sleep(1)
-                except KeyboardInterrupt:
-                    pass
-        finally:
-            if server is not None:
-                server.__exit__(None, None, None)
+    step = console.status("") if output.live() else nullcontext()
+    with step as status, output.run_log_lines():
+        def say(line: str) -> None:
+            status.update(line) if status is not None else output.say(line)
+
+        say(f"starting three CRM emulators with {people} generated people…")
+        with Sandbox(people=people, seed=seed, process=True) as sandbox:
+            truth = sandbox.truth
+            server = demo.prefect_server(home) if ui else nullcontext()
+            if ui:
+                say("starting a local Prefect server…")
+            with server as api_url:
+                prefect_env = demo.quiet_prefect(home) | ({"PREFECT_API_URL": f"{api_url}/api"} if api_url else {})
+                say("running the hub flow: pull → resolve identities → tag lifecycle → push back…")
+                state, result, flow_run_id = demo.run_hub(sandbox.env, database, prefect_env)
+                link = f"{api_url}/runs/flow-run/{flow_run_id}" if api_url and flow_run_id else None
+                run = demo.DemoRun(database, state, result, truth, flow_run_id, link, time.perf_counter() - started)
+                if status is not None:
+                    status.stop()
+                ok = show(run)
+                if ui or keep:
+                    keep_running(run, sandbox.env, api_url)
     if not ok:
         raise fail("the demo run did not complete cleanly (see above)")

@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from cli.stop import end_process
+
 DEMO_QUERIES = {
     "Customers per stage and segment": (
         "SELECT lifecycle_stage, segment, COUNT(*) AS customers FROM customer_360 "
@@ -30,6 +32,10 @@ DEMO_QUERIES = {
         "(SELECT customer_id FROM customer_sources GROUP BY customer_id HAVING COUNT(DISTINCT system) = 3 "
         "ORDER BY customer_id LIMIT 1) ORDER BY occurred_at DESC LIMIT 10"),
 }
+#: a real person of the demo world for `journeyhub explain`: one with records in all three CRMs
+PERSON_IN_THREE_CRMS = (
+    "SELECT email FROM customer_360 WHERE email IS NOT NULL AND customer_id IN (SELECT customer_id FROM "
+    "customer_sources GROUP BY customer_id HAVING COUNT(DISTINCT system) = 3) ORDER BY customer_id LIMIT 1")
 
 
 @dataclass
@@ -52,10 +58,10 @@ def free_port() -> int:
 def quiet_prefect(home: Path) -> dict[str, str]:
     """Prefect settings for a self-contained run: its own home, no telemetry, quiet logs."""
     return {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            # runs keep their INFO logs for the UI; only the terminal is kept quiet
-            "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
-            "PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL": "WARNING",
-            "PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL": "WARNING",
+            # runs keep their INFO logs for the UI; the terminal shows the hub's own lines (cli.output)
+            "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "ERROR",
+            "PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL": "ERROR",
+            "PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL": "ERROR",
             "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
             "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90"}
 
@@ -85,11 +91,7 @@ def prefect_server(home: Path) -> Any:
             time.sleep(0.5)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        end_process(process)
         log.close()
 
 
@@ -109,10 +111,14 @@ def run_hub(sandbox_env: dict[str, str], database: Path, prefect_env: dict[str, 
     from canonical.db import make_engine
     from canonical.schema import upgrade
     from flows.hub import hub
+    from flows.runtime import outcome
 
     upgrade(make_engine(f"sqlite:///{database}"))
     state = hub(return_state=True)
-    result = state.result(raise_on_failure=False) if state.is_completed() else getattr(state, "data", None)
+    try:
+        result = outcome(state)
+    except Exception:  # the flow crashed: its state says why
+        result = None
     if not hasattr(result, "syncs"):
         result = None
     return state, result, str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None

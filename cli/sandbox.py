@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-import signal
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
-from cli.context import UserError, console
+from cli import output, stop
+from cli.context import UserError
 
 sandbox_app = typer.Typer(help="Local HubSpot, Salesforce and Dataverse emulators with a generated world.",
                           no_args_is_help=True)
@@ -58,8 +59,8 @@ def generate(people: int = typer.Option(2000, min=1, help="people in the world")
     stages: dict[str, int] = {}
     for person in world.truth["persons"]:
         stages[person["stage"]] = stages.get(person["stage"], 0) + 1
-    console.print(f"[green]✓[/] {people} people (seed {seed}) written to {out}/ — stages: "
-                  + ", ".join(f"{stage} {count}" for stage, count in sorted(stages.items())))
+    output.say(f"[green]✓[/] {people} people (seed {seed}) written to {out}/ — stages: "
+               + ", ".join(f"{stage} {count}" for stage, count in sorted(stages.items())))
 
 
 @sandbox_app.command("up")
@@ -79,22 +80,17 @@ def up(people: int = typer.Option(2000, min=1, help="people in the generated wor
         raise UserError(f"unknown fault profile {faults!r}; choose one of: {', '.join(PROFILES)}")
     ports = {system: port_base + index for index, system in enumerate(("hubspot", "salesforce", "dynamics"))} \
         if port_base else None
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.on_stop("sandbox up", "the emulators are stopped (they keep nothing: the next `journeyhub sandbox up` "
+                               "generates the same world again)")
     with Sandbox(people=people, seed=seed, anchor=_anchor(anchor), faults=faults, ports=ports, org=_org(org),
                  history=history) as sandbox:
         if truth is not None:
             truth.write_text(json.dumps(sandbox.truth, indent=1, ensure_ascii=False), encoding="utf-8")
-        console.print(f"# Journey Hub sandbox: {people} people, seed {seed}, faults {faults}, org {org}"
-                      f"{' with pre-install history' if sandbox.history else ''}. Ctrl-C stops it.")
+        output.say(f"# Journey Hub sandbox: {people} people, seed {seed}, faults {faults}, org {org}"
+                   f"{' with pre-install history' if sandbox.history else ''}. Ctrl-C stops it.")
         print(sandbox.export_lines(), flush=True)
-        console.print("# refreshable logins instead (token expiry tests):")
+        output.say("# refreshable logins instead (token expiry tests):")
         for name, value in sandbox.login_env.items():
             if name not in sandbox.env:
-                console.print(f"#   export {name}={value}", highlight=False)
-        try:
-            while not stop.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
-    console.print("# sandbox stopped")
+                output.say(escape(f"#   export {name}={value}"))
+        threading.Event().wait()  # until Ctrl-C or SIGTERM (cli.stop ends the command)

@@ -2,42 +2,49 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
-from rich.table import Table
 from sqlalchemy import Engine, func, select
 
+from canonical.db import redact
 from canonical.models import Quarantine, SyncRun, SyncState
-from cli import context
-from cli.context import console, fail
+from cli import context, output
+from cli.context import fail
 from journeyhub.config import check_all, mappings_root
 from journeyhub.settings import SYSTEMS
 
 config_app = typer.Typer(help="Validate settings and configuration files.", no_args_is_help=True)
+JSON_OPTION = typer.Option(False, "--json", help="print one JSON document (see README) instead")
 
 
 @config_app.command("check")
-def config_check() -> None:
+def config_check(as_json: bool = JSON_OPTION) -> None:
     """Validate settings and every YAML file under mappings/; list which CRMs are enabled."""
     current = context.settings()
     root = mappings_root(current)
     checked, problems = check_all(root)
     problems = current.problems() + problems
     enabled = current.enabled_systems()
-    table = Table(title="Journey Hub configuration", show_header=False)
-    table.add_row("database", current.database_url.split("@")[-1] if "@" in current.database_url
-                  else current.database_url)
-    table.add_row("mappings", f"{root} ({len(checked)} files)")
-    for system in SYSTEMS:
-        table.add_row(system, "[green]enabled[/]" if system in enabled else "[dim]not configured[/]")
-    console.print(table)
-    for problem in problems:
-        console.print(f"[bold red]✗[/] {problem}", highlight=False, soft_wrap=True)
+    if as_json:
+        output.emit_json({"command": "config check", "valid": not problems, "database": redact(current.database_url),
+                          "mappings": str(root), "files_checked": len(checked),
+                          "systems": {system: system in enabled for system in SYSTEMS}, "problems": problems})
+    else:
+        output.table("Journey Hub configuration", ["setting", "value"], [
+            ("database", redact(current.database_url)), ("mappings", f"{root} ({len(checked)} files)"),
+            *((system, "enabled" if system in enabled else "not configured") for system in SYSTEMS)],
+            styles={"value": {"enabled": "green", "not configured": "dim"}})
+        for problem in problems:
+            output.say(f"[bold red]✗[/] {output.escape(problem)}")
     if problems:
         raise fail(f"{len(problems)} configuration problem(s)", 2)
+    if as_json:
+        return
     if not enabled:
-        console.print("[yellow]no CRM is configured yet: set HUBSPOT_ACCESS_TOKEN, SALESFORCE_INSTANCE_URL + "
-                      "credentials, or DYNAMICS_URL + credentials (see README)[/]")
-    console.print("[green]✓[/] configuration is valid")
+        output.say("[yellow]no CRM is configured yet: set HUBSPOT_ACCESS_TOKEN, SALESFORCE_INSTANCE_URL + "
+                   "credentials, or DYNAMICS_URL + credentials (see README)[/]")
+    output.say("[green]✓[/] configuration is valid")
 
 
 def _latest_runs(engine: Engine) -> list[SyncRun]:
@@ -48,41 +55,56 @@ def _latest_runs(engine: Engine) -> list[SyncRun]:
         return [SyncRun.model_validate(row._mapping) for row in rows]
 
 
-def status() -> None:
-    """Last run per system and object, persisted cursors, and open quarantine counts."""
-    engine = context.engine()
-    runs = _latest_runs(engine)
-    table = Table(title="Last runs")
-    for column in ("kind", "system", "object", "finished", "status", "read", "ins", "upd", "del",
-                   "quar", "pushed", "failed", "calls", "error"):
-        table.add_column(column, justify="right" if column in {"read", "ins", "upd", "del", "quar", "pushed",
-                                                                "failed", "calls"} else "left")
-    for run in runs:
-        colour = {"succeeded": "green", "partial": "yellow", "failed": "red"}.get(run.status, "cyan")
-        table.add_row(run.direction, run.system, run.object_type,
-                      run.finished_at.strftime("%Y-%m-%d %H:%M") if run.finished_at else "running",
-                      f"[{colour}]{run.status}[/]", str(run.records_read), str(run.inserted), str(run.updated),
-                      str(run.deleted), str(run.quarantined), str(run.pushed), str(run.failed),
-                      str(run.api_calls), (run.error or "")[:60])
-    console.print(table if runs else "[dim]no runs yet: run `journeyhub sync`[/]")
+RUN_COUNTS = ("records_read", "inserted", "updated", "unchanged", "deleted", "quarantined", "skipped", "pushed",
+              "failed", "conflicts", "api_calls")
+
+
+def status_document(engine: Engine, url: str) -> dict[str, Any]:
+    """What `status --json` prints: the latest run row per direction, system and object, every cursor and
+    the open quarantine per reason (the `sync_run`, `sync_state` and `quarantine` tables as they are)."""
     with engine.connect() as connection:
         cursors = connection.execute(select(SyncState).order_by(SyncState.system, SyncState.object_type)).all()
         quarantine = connection.execute(
             select(Quarantine.system, Quarantine.object_type, Quarantine.reason, func.count())
             .where(Quarantine.resolved_at.is_(None))
-            .group_by(Quarantine.system, Quarantine.object_type, Quarantine.reason)).all()
-    if cursors:
-        cursor_table = Table(title="Cursors")
-        for column in ("system", "object", "cursor", "updated"):
-            cursor_table.add_column(column)
-        for row in cursors:
-            cursor_table.add_row(row.system, row.object_type, (row.cursor or "")[:70],
-                                 row.updated_at.strftime("%Y-%m-%d %H:%M:%S") if row.updated_at else "")
-        console.print(cursor_table)
-    if quarantine:
-        quarantine_table = Table(title="Quarantined records (open)")
-        for column in ("system", "object", "reason", "records"):
-            quarantine_table.add_column(column)
-        for system, object_type, reason, count in quarantine:
-            quarantine_table.add_row(system, object_type, reason, str(count))
-        console.print(quarantine_table)
+            .group_by(Quarantine.system, Quarantine.object_type, Quarantine.reason)
+            .order_by(Quarantine.system, Quarantine.object_type, Quarantine.reason)).all()
+    return {
+        "command": "status", "database": redact(url),
+        "runs": [{"run_id": run.run_id, "flow_run_id": run.flow_run_id, "direction": run.direction,
+                  "system": run.system, "object": run.object_type, "status": run.status,
+                  "started_at": run.started_at, "finished_at": run.finished_at, "error": run.error,
+                  **{name: getattr(run, name) for name in RUN_COUNTS}} for run in _latest_runs(engine)],
+        "cursors": [{"system": row.system, "object": row.object_type, "cursor": row.cursor,
+                     "updated_at": row.updated_at, "run_id": row.run_id} for row in cursors],
+        "quarantine": [{"system": system, "object": object_type, "reason": reason, "records": count}
+                       for system, object_type, reason, count in quarantine]}
+
+
+def status(as_json: bool = JSON_OPTION) -> None:
+    """Last run per system and object, persisted cursors, and open quarantine counts."""
+    current = context.settings()
+    engine = context.engine(current)
+    document = status_document(engine, current.database_url)
+    if as_json:
+        output.emit_json(document)
+        return
+    if not document["runs"]:
+        output.say("[dim]no runs yet: run `journeyhub sync`[/]")
+    else:
+        output.table("Last runs", ["kind", "system", "object", "status", "finished", "read", "ins", "upd", "del",
+                                   "quar", "pushed", "failed", "calls", "error"],
+                     [(run["direction"], run["system"], run["object"], run["status"],
+                       run["finished_at"] or "running", run["records_read"], run["inserted"], run["updated"],
+                       run["deleted"], run["quarantined"], run["pushed"], run["failed"], run["api_calls"],
+                       (run["error"] or "")[:60] if output.live() else run["error"] or "")
+                      for run in document["runs"]],
+                     keys=3, numeric={"read", "ins", "upd", "del", "quar", "pushed", "failed", "calls"})
+    if document["cursors"]:
+        output.table("Cursors", ["system", "object", "cursor", "updated"],
+                     [(row["system"], row["object"], (row["cursor"] or "")[:70], row["updated_at"])
+                      for row in document["cursors"]], keys=2)
+    if document["quarantine"]:
+        output.table("Quarantined records (open)", ["system", "object", "reason", "records"],
+                     [(row["system"], row["object"], row["reason"], row["records"]) for row in document["quarantine"]],
+                     keys=2)

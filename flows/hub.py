@@ -1,7 +1,8 @@
 """The hub flow: pull every enabled CRM (concurrently) → resolve identities → tag lifecycle → push back.
 
-Each CRM's pull is its own subflow, so a failure in one does not stop the others; the run then ends
-`Partial` (some CRMs failed) or `Failed` (none could be pulled) with the reasons in its message and artifacts.
+Each CRM's pull is its own subflow, so a failure in one does not stop the others. The run ends `Completed`
+only when every object of every step succeeded; else `Partial` (a failed run named so: some object failed,
+was partly quarantined or rejected) or `Failed` (no CRM could be pulled), the message naming them.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from typing import Any
 from prefect import flow, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.states import Completed, Failed, State
+from prefect.states import Failed, State
 
 from flows.journey import journey
 from flows.limits import ensure_rate_limits
 from flows.process import tune_gc
-from flows.push import push_flow
-from flows.runtime import publish_hub, run_log, run_name
+from flows.push import push_flow, push_problems
+from flows.runtime import final_state, outcome, publish_hub, run_log, run_name
 from flows.sync import SystemSync, sync_crm
 from journeyhub.journey.tagger import TagSummary
 from journeyhub.settings import Settings, SystemName
@@ -36,33 +37,25 @@ class HubResult:
 
     @property
     def status(self) -> str:
-        problems = dict(self.failures)
-        problems.update({sync.system: sync.error or "some objects failed" for sync in self.syncs
-                         if sync.status != "succeeded"})
-        for report in self.pushes:
-            problems.update(report.errors)
-            if report.outcome and report.outcome.failed:
-                problems.setdefault(report.systems[0] if report.systems else "push", "records rejected")
-        if not problems:
+        """`succeeded` when every object of every step succeeded; `failed` when no CRM could be pulled;
+        else `partial`."""
+        if not self.problems():
             return "succeeded"
-        return "failed" if set(self.failures) == set(self.systems) else "partial"
+        pulled = [sync for sync in self.syncs if sync.status != "failed"]
+        return "failed" if not pulled else "partial"
 
     def problems(self) -> list[str]:
+        """One line per CRM or object that failed or ended partial, pull and push."""
         lines = [f"{system}: pull failed: {reason}" for system, reason in self.failures.items()]
-        lines += [f"{sync.system}: {item.object_type} {item.status}: {item.error}" for sync in self.syncs
-                  for item in sync.objects if item.status == "failed"]
-        lines += [f"{system}: push not run: {error}" for report in self.pushes
-                  for system, error in report.errors.items()]
-        lines += [f"{system}/{object_type}: {outcome.failed} record(s) rejected" for report in self.pushes
-                  if report.outcome for (system, object_type), outcome in report.outcome.objects.items()
-                  if outcome.failed]
-        return lines
+        lines += [line for sync in self.syncs for line in sync.problems()]
+        return lines + push_problems(self.pushes)
 
 
 @task(name="pull-crm", cache_policy=NO_CACHE, task_run_name="pull-{system}")
 def pull_crm(system: SystemName, full: bool) -> SystemSync:
-    """One CRM's pull, as its own subflow run (its page tasks and artifacts live there)."""
-    return sync_crm(system=system, full=full)
+    """One CRM's pull, as its own subflow run (its page tasks and artifacts live there; its state says
+    whether every object succeeded)."""
+    return outcome(sync_crm(system=system, full=full, return_state=True))
 
 
 @flow(name="hub", flow_run_name=run_name("hub", "systems"), log_prints=True)
@@ -93,11 +86,9 @@ def hub(systems: list[SystemName] | None = None, full: bool = False, push: bool 
     stopped = set(result.failures) | {sync.system for sync in result.syncs if sync.error}  # e.g. rejected login
     pulled = [system for system in chosen if system not in stopped]
     if push and pulled:
-        result.pushes = push_flow(pulled, dry_run=dry_run)
+        result.pushes = outcome(push_flow(pulled, dry_run=dry_run, return_state=True))
     update_progress_artifact(progress, 100.0)
     publish_hub(result)
     message = "; ".join(result.problems()) or "every CRM pulled, tagged and pushed"
-    run_log("hub run %s: %s", result.status, message, level=20 if result.status == "succeeded" else 40)
-    if result.status == "failed":
-        return Failed(message=message, data=result)
-    return Completed(message=message, name="Partial" if result.status == "partial" else "Completed", data=result)
+    run_log("hub run %s: %s", result.status, message, level={"succeeded": 20, "partial": 30}.get(result.status, 40))
+    return final_state(result.status, message, result)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import State
 
 from flows.process import tune_gc
-from flows.runtime import hub_context, publish_journey, run_log, run_name, under_prefect
+from flows.runtime import final_state, hub_context, outcome, publish_journey, run_log, run_name, under_prefect
 from journeyhub.journey.tagger import Tagger, TagPlan, TagSummary
 from journeyhub.settings import Settings
 
@@ -34,21 +36,21 @@ def assign_segments(settings: Settings, summary: TagSummary) -> TagSummary:
 
 
 @flow(name="journey", flow_run_name=run_name("journey"), log_prints=True)
-def journey(as_of: datetime | None = None, full: bool = False) -> TagSummary:
+def journey(as_of: datetime | None = None, full: bool = False) -> State[Any]:
     """Resolve identities, tag stages with evidence and assign segments as of a time (default: now)."""
     tune_gc()  # a deployment's flow run is its process's entry (flows/process.py)
     settings = Settings()
     plan = resolve_identities(settings, full)
     summary = assign_segments(settings, tag_lifecycle(settings, plan, as_of))
-    run_log("journey: %d customers (%d new, %d merged), %d re-evaluated, %d histories changed; stages %s; "
-            "segments %s", summary.customers, summary.new_customers, summary.merges, summary.evaluated,
-            summary.history_changed, summary.stages, summary.segments)
+    message = (f"{summary.customers} customers ({summary.new_customers} new, {summary.merges} merged), "
+               f"{summary.evaluated} re-evaluated, {summary.history_changed} histories changed")
+    run_log("journey: %s; stages %s; segments %s", message, summary.stages, summary.segments)
     publish_journey(settings, summary)
-    return summary
+    return final_state("succeeded", message, summary)  # a step that fails raises: the run ends Failed
 
 
 def run_journey(settings: Settings, *, as_of: datetime | None = None, full: bool = False) -> TagSummary:
     """Through the flow when a Prefect server is configured (ops see the run), else directly."""
     if under_prefect():
-        return journey(as_of=as_of, full=full)
+        return outcome(journey(as_of=as_of, full=full, return_state=True))
     return tagger(settings).run(as_of, full=full)

@@ -17,12 +17,22 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import State
 
 from connectors.base import Connector
 from connectors.errors import ConnectorError, FatalError, RetriableError
 from flows.limits import throttle
 from flows.process import tune_gc
-from flows.runtime import hub_context, publish_sync, run_log, run_name, under_prefect
+from flows.runtime import (
+    ProgressLog,
+    final_state,
+    hub_context,
+    outcome,
+    publish_sync,
+    run_log,
+    run_name,
+    under_prefect,
+)
 from journeyhub.config import load_mappings
 from journeyhub.connections import open_connector
 from journeyhub.ingest.loader import Counts, PageLoader
@@ -91,9 +101,23 @@ class SystemSync:
 
     @property
     def status(self) -> str:
-        if self.error or any(item.status == "failed" for item in self.objects):
-            return "failed" if self.error and not any(i.status == "succeeded" for i in self.objects) else "partial"
-        return "succeeded"
+        """`succeeded`: every object succeeded; `failed`: nothing was stored (every object failed, or the CRM
+        stopped before any object finished); `partial`: anything between (a failed object, quarantined
+        records, a CRM stopped half-way)."""
+        if not self.error and all(item.status == "succeeded" for item in self.objects):
+            return "succeeded"
+        if not any(item.status in ("succeeded", "partial") for item in self.objects):
+            return "failed"
+        return "partial"
+
+    def problems(self) -> list[str]:
+        """One line per object that did not succeed (and why the CRM stopped), for messages and logs."""
+        lines = [f"{self.system} {item.object_type} {item.status}: "
+                 + (item.error or f"{item.counts.quarantined} record(s) quarantined")
+                 for item in self.objects if item.status != "succeeded"]
+        if self.error and not any(item.error == self.error for item in self.objects):
+            lines.append(f"{self.system} stopped: {self.error}")
+        return lines
 
     def totals(self) -> Counts:
         total = Counts()
@@ -177,19 +201,24 @@ def sync_system(settings: Settings, system: SystemName, *, full: bool = False, o
 
 
 @flow(name="sync-crm", flow_run_name=run_name("sync", "system"), log_prints=True)
-def sync_crm(system: SystemName, full: bool = False, objects: list[str] | None = None) -> SystemSync:
+def sync_crm(system: SystemName, full: bool = False, objects: list[str] | None = None) -> State[Any]:
     """Pull one CRM into the canonical database (incremental from the persisted cursors; `full` re-reads)."""
     tune_gc()  # a deployment's flow run is its process's entry (flows/process.py)
     settings = Settings()
-    result = sync_system(settings, system, full=full, objects=objects, pull=pull_batch)
+    result = sync_system(settings, system, full=full, objects=objects, pull=pull_batch,
+                         progress=ProgressLog(run_log))
     publish_sync(result)
-    return result
+    totals = result.totals()
+    message = "; ".join(result.problems()) or (
+        f"{system}: {len(result.objects)} objects, {totals.records_read} records read, {totals.inserted} inserted, "
+        f"{totals.updated} updated")
+    return final_state(result.status, message, result)
 
 
 def run_sync(settings: Settings, systems: list[SystemName], *, full: bool = False,
              progress: Callable[[str, str, Counts], None] | None = None) -> list[SystemSync]:
     """Through the flow when a Prefect server is configured, else directly."""
     if under_prefect():
-        return [sync_crm(system, full=full) for system in systems]
+        return [outcome(sync_crm(system, full=full, return_state=True)) for system in systems]
     run_id = new_run_id()
     return [sync_system(settings, system, full=full, run_id=run_id, progress=progress) for system in systems]

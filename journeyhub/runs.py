@@ -28,12 +28,18 @@ def current_flow_run_id() -> str | None:
     return str(flow_run.id) if flow_run.id else None
 
 
+#: rows this process opened and has not closed yet (what an interrupted command marks failed on its way out)
+_unfinished: dict[int, Engine] = {}
+
+
 def open_run(engine: Engine, run_id: str, direction: str, system: str, object_type: str) -> int:
     with engine.begin() as connection:
-        return int(connection.execute(insert(SyncRun).values(
+        row = int(connection.execute(insert(SyncRun).values(
             run_id=run_id, flow_run_id=current_flow_run_id(), direction=direction, system=system,
             object_type=object_type, started_at=utcnow(), status="running",
         ).returning(SyncRun.id)).scalar_one())
+    _unfinished[row] = engine
+    return row
 
 
 def close_run(engine: Engine, row_id: int, status: str, error: str | None = None, **counts: int) -> None:
@@ -41,6 +47,15 @@ def close_run(engine: Engine, row_id: int, status: str, error: str | None = None
     values.update(counts)
     with engine.begin() as connection:
         connection.execute(update(SyncRun).where(SyncRun.id == row_id).values(**values))
+    _unfinished.pop(row_id, None)
+
+
+def close_unfinished(error: str) -> int:
+    """Mark every run row this process left open as failed with `error` (a stopped command); how many."""
+    rows = list(_unfinished.items())
+    for row_id, engine in rows:
+        close_run(engine, row_id, "failed", error)
+    return len(rows)
 
 
 def close_interrupted(engine: Engine, direction: str, system: str, object_type: str, *, keep: int) -> int:

@@ -135,10 +135,16 @@ class Sandbox:
         for endpoint in self.endpoints.values():
             if endpoint.server is not None:
                 endpoint.server.stop()
-        if self._child is not None:
-            self._child.terminate()
-            self._child.wait(timeout=20)
-            self._child = None
+        child, self._child = self._child, None
+        if child is not None:  # SIGTERM ends `python -m sandbox serve` at once and silently
+            child.terminate()
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+            if child.stdout is not None:
+                child.stdout.close()
 
     # ------------------------------------------------------------------ what tests and the demo use
     def __getattr__(self, name: str) -> Endpoint:

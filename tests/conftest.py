@@ -96,3 +96,27 @@ def engine_pg_clean(postgres_engine: Engine) -> Engine:
     """The session's PostgreSQL database, emptied."""
     truncate_all(postgres_engine)
     return postgres_engine
+
+
+# ---------------------------------------------------------------------------------------------- no skips in CI
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Under CI=true no test may skip (README: the PostgreSQL and Chromium tests skip only outside CI)."""
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        _skipped.append(f"{report.nodeid}: {reason}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _skipped and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: object) -> None:
+    if _skipped:
+        write = terminalreporter.write_line  # type: ignore[attr-defined]
+        write(f"CI=true, yet {len(_skipped)} test(s) skipped (none may; see README):", red=True)
+        for line in _skipped:
+            write(f"  {line}")

@@ -1,8 +1,9 @@
 """Reading Dataverse tables as pages of RemoteRecords, resumably.
 
-Tables with change tracking are read the documented way (crm-apis §3.4): an initial read with
-`Prefer: odata.track-changes` returns every row and ends with an `@odata.deltaLink`; later reads GET that
-link and get changed rows plus `$deletedEntity` markers, which become tombstones. Links are followed verbatim.
+Tables with change tracking are read the documented way (Microsoft's "Use change tracking to synchronize
+data with external systems"): an initial read with `Prefer: odata.track-changes` returns every row and ends
+with an `@odata.deltaLink`; later reads GET that link and get changed rows plus `$deletedEntity` markers,
+which become tombstones. Links are followed verbatim.
 Tables without change tracking are read by `modifiedon` with a watermark (see `Watermark`); they cannot see
 deletes. The cursor persisted after each page is JSON (`Cursor`) and holds what the next call needs to go on:
 the nextLink of an unfinished read, the deltaLink of a finished one, or the watermark.

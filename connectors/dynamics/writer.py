@@ -1,4 +1,5 @@
-"""Writing to Dataverse through `$batch` (crm-apis §3.5, §3.7), and the two reads the write-back needs.
+"""Writing to Dataverse through `$batch`, and the two reads the write-back needs (Microsoft's "Execute batch
+operations using the Web API" and "Use Upsert to insert or update a record").
 
 Every write is one part of a `POST $batch` (at most 1000 per batch), sent without change sets and with
 `Prefer: odata.continue-on-error`, so one bad record does not stop the others; each part's answer becomes the
@@ -242,7 +243,8 @@ class Writer:
 
 # ----------------------------------------------------------------------------------------- multipart
 def encode_batch(parts: list[Part], boundary: str) -> bytes:
-    """A `multipart/mixed` batch body without change sets (crm-apis §3.7), CRLF line ends."""
+    """A `multipart/mixed` batch body without change sets (OData 4.0 §11.7, as Dataverse documents it), CRLF
+    line ends."""
     chunks = []
     for part in parts:
         lines = [f"--{boundary}", "Content-Type: application/http", "Content-Transfer-Encoding: binary", "",

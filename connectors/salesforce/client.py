@@ -6,7 +6,8 @@ A `requests` transport adapter on the session counts every HTTP call on the shar
 (`connectors.meter`), keeps the last response's headers
 (simple-salesforce's exceptions drop them: Retry-After, Date, Sforce-Limit-Info) and, for an `http://`
 instance URL or a host that is not Salesforce's, sends the `https://` URLs the library hard-codes to the
-configured instance (crm-apis §0.2, option 1).
+configured instance (simple-salesforce 1.12 builds every URL as `https://{instance}`, whatever the instance
+URL's scheme).
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ def endpoints(config: SalesforceConfig) -> Endpoints:
         domain = host.removesuffix(".salesforce.com") if hosted and host.endswith(".salesforce.com") else (
             domain if domain not in ("login", "test") else "journeyhub-instance")
     rewrites: dict[str, tuple[str, str]] = {}
-    if not hosted:  # an emulator or a proxy: the instance answers the login calls too (crm-apis §0.2)
+    if not hosted:  # an emulator or a proxy: the instance answers the login calls too
         rewrites[netloc] = (parts.scheme, netloc)
         rewrites[f"{domain}.salesforce.com".lower()] = (parts.scheme, netloc)
     return Endpoints(f"{parts.scheme}://{netloc}", netloc, domain, rewrites)

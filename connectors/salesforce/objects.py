@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from connectors.errors import ConfigError
 
-CURSOR_FIELD = "SystemModstamp"      # indexed, bumped by user and system changes (crm-apis §2.4)
+CURSOR_FIELD = "SystemModstamp"      # indexed, bumped by user and system changes (Salesforce "System Fields")
 LOOKBACK_SECONDS = 120.0             # re-read this much before the watermark: stamps are not commit-ordered
 DELETED_WINDOW_DAYS = 15             # getDeleted only answers for the last 15 days
 SYSTEM_FIELDS = ("Id", "CreatedDate", "LastModifiedDate", CURSOR_FIELD)

@@ -1,5 +1,6 @@
 """Writes through sObject Collections (`/composite/sobjects`): ≤ 200 records per call, `allOrNone: false`,
-one result per record in input order (crm-apis §2.7).
+one result per record in input order (Salesforce REST API, "sObject Collections":
+https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_sobjects_collections.htm).
 
 Bodies are cleaned with the org's describe before they leave: fields Salesforce derives (IsClosed) or only
 accepts on create (TaskSubtype) are left out, and a field the org does not have fails just that operation

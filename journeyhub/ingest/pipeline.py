@@ -21,6 +21,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import signal
 import threading
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -81,10 +82,13 @@ def _start_worker() -> None:
     own collector policy here, once. Its imports are done, so everything alive now is frozen out of the
     collector's way; then automatic collections stop, because a page's thousands of new objects would set off
     collections that walk them again and again while they are alive: the worker collects once after each page
-    instead (`prepare_job`). It also exits with its parent."""
+    instead (`prepare_job`). It also exits with its parent, and leaves Ctrl-C to it: a terminal sends SIGINT to
+    the whole process group, and the parent stops the worker in order (a worker dying of KeyboardInterrupt
+    would print its traceback into the parent's terminal)."""
     gc.collect()
     gc.freeze()
     gc.disable()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_parent()
 
 

@@ -29,9 +29,30 @@ def test_db_upgrade_creates_the_schema_and_is_idempotent(tmp_path: Path) -> None
     assert status.returncode == 0 and "customer_360" in status.stdout
 
 
+@pytest.mark.parametrize("command", [["status"], ["explain", "dana@example.com"], ["push", "--dry-run"],
+                                     ["db", "status"]])
+def test_reading_a_database_file_that_does_not_exist_says_how_to_create_it(tmp_path: Path,
+                                                                           command: list[str]) -> None:
+    result = run(*command, cwd=tmp_path, env={"HUBSPOT_ACCESS_TOKEN": "pat"})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "the database file journeyhub.db does not exist" in result.stderr
+    assert "create it with `journeyhub db upgrade`" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "journeyhub.db").exists(), "no empty database is created on the way"
+
+
+def test_after_the_demo_the_missing_database_error_points_at_the_demo_database(tmp_path: Path) -> None:
+    demo = tmp_path / ".journeyhub-demo" / "journeyhub.db"
+    demo.parent.mkdir()
+    demo.touch()
+    result = run("explain", "dana@example.com", cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"export JOURNEYHUB_DATABASE_URL=sqlite:///{demo}" in result.stderr
+
+
 def test_status_on_an_empty_database_explains_the_next_step(tmp_path: Path) -> None:
+    (tmp_path / "journeyhub.db").touch()
     result = run("status", cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "no Journey Hub schema yet: run `journeyhub db upgrade`" in result.stderr
     assert "Traceback" not in result.stderr
     run("db", "upgrade", cwd=tmp_path)
@@ -57,12 +78,12 @@ def test_sync_and_push_refuse_unknown_and_unconfigured_crms_with_the_fix(tmp_pat
     run("db", "upgrade", cwd=tmp_path)
     env = {"HUBSPOT_ACCESS_TOKEN": "pat"}
     unknown = run(command, "--system", "zoho", cwd=tmp_path, env=env)
-    assert unknown.returncode == 1
+    assert unknown.returncode == 2
     assert "unknown system zoho: choose from hubspot, salesforce, dynamics" in unknown.stderr
     missing = run(command, "--system", "salesforce", cwd=tmp_path, env=env)
-    assert missing.returncode == 1 and "salesforce is not configured: set its credentials" in missing.stderr
+    assert missing.returncode == 2 and "salesforce is not configured: set its credentials" in missing.stderr
     none = run(command, cwd=tmp_path)
-    assert none.returncode == 1 and "no CRM is configured" in none.stderr
+    assert none.returncode == 2 and "no CRM is configured" in none.stderr
     assert "Traceback" not in unknown.stderr + missing.stderr + none.stderr
 
 

@@ -40,7 +40,8 @@ def test_every_person_is_one_customer_in_the_expected_stage_and_segment(
         upgrade(make_engine(url))
     with Sandbox(people=people, seed=23, anchor=ANCHOR) as sandbox, hub_environment(sandbox.env, url) as settings:
         first = pull(settings)
-        assert all(sync.status == "succeeded" for sync in first), [sync.error for sync in first]
+        # nothing failed; objects holding the world's deliberately bad records end partial (the truth check counts them)
+        assert not any(item.status == "failed" for sync in first for item in sync.objects), [s.error for s in first]
         summary = tag(settings, ANCHOR)
         report = check(engine_of(settings), sandbox.truth)
         assert report.problems == [] and report.perfect, report.problems

@@ -1,4 +1,4 @@
-"""The Dataverse emulator driven the way a connector drives Dataverse: plain httpx (crm-apis §0.3).
+"""The Dataverse emulator driven the way a connector drives Dataverse: plain httpx.
 
 Query encoding via `params=`, nextLinks followed verbatim, change tracking with delta links, upserts with
 If-Match / If-None-Match, @odata.bind, $batch with change sets, the token endpoint, throttling and faults.

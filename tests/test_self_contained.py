@@ -1,0 +1,53 @@
+"""The repository stands alone: nothing tracked refers outside the checkout, and a copy of the tracked files
+alone — in a temporary folder, next to nothing else — collects exactly the tests this checkout collects.
+(Under CI=true, tests/conftest.py fails the run when any test skips, so "collects" also means "runs".)"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTSIDE = ["../shared", "/work/", "crm-apis"]  # the reference folder of the machine this was built on
+
+
+def tracked_files() -> list[str]:
+    listing = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True)
+    return [name for name in listing.stdout.decode().split("\0") if name and (ROOT / name).is_file()]
+
+
+def test_no_tracked_file_refers_outside_the_checkout() -> None:
+    here = Path(__file__).relative_to(ROOT).as_posix()
+    found = []
+    for name in tracked_files():
+        if name == here:
+            continue
+        try:
+            content = (ROOT / name).read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        found += [f"{name}: {needle}" for needle in OUTSIDE if needle in content]
+    assert found == []
+
+
+def collected(folder: Path) -> list[str]:
+    env = {key: value for key, value in os.environ.items() if key not in {"PYTHONPATH", "PYTEST_ADDOPTS"}}
+    result = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+                            cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return sorted(line for line in result.stdout.splitlines() if "::" in line)
+
+
+@pytest.mark.slow
+def test_a_copy_of_the_tracked_files_alone_collects_the_same_tests(tmp_path: Path) -> None:
+    copy = tmp_path / "journeyhub"
+    for name in tracked_files():
+        (copy / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, copy / name)
+    in_copy = collected(copy)
+    assert in_copy == collected(ROOT) and len(in_copy) > 700
