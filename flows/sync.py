@@ -18,12 +18,14 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from connectors.base import Connector
-from connectors.errors import ConnectorError, FatalError, RetriableError
+from connectors.errors import ConnectorError, FatalError, FieldNotFound, RetriableError
+from flows.fields import publish_warnings, read_plan
 from flows.limits import throttle
 from flows.runtime import hub_context, publish_sync, run_log, run_name, under_prefect
 from journeyhub.config import load_mappings
 from journeyhub.connections import open_connector
 from journeyhub.ingest.loader import Counts, PageLoader
+from journeyhub.ingest.schema import SchemaMismatch, finish_read
 from journeyhub.ingest.spec import MappingSpec
 from journeyhub.ingest.sync import pull_pages
 from journeyhub.runs import close_run, new_run_id, open_run
@@ -75,6 +77,7 @@ class ObjectResult:
     counts: Counts
     seconds: float
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)   # fields the org lacks, each said once per run
 
 
 @dataclass
@@ -90,6 +93,10 @@ class SystemSync:
             return "failed" if self.error and not any(i.status == "succeeded" for i in self.objects) else "partial"
         return "succeeded"
 
+    @property
+    def warnings(self) -> list[str]:
+        return [warning for item in self.objects for warning in item.warnings]
+
     def totals(self) -> Counts:
         total = Counts()
         for item in self.objects:
@@ -98,13 +105,13 @@ class SystemSync:
 
 
 def pull_batch_plain(settings: Settings, system: SystemName, object_type: str, *, full: bool, run_id: str,
-                     run_row_id: int, max_pages: int) -> BatchResult:
-    """Store up to `max_pages` pages of one object from its persisted cursor."""
+                     run_row_id: int, max_pages: int, fields: list[str] | None = None) -> BatchResult:
+    """Store up to `max_pages` pages of one object from its persisted cursor, reading `fields`."""
     context = hub_context(settings)
     loader = PageLoader(context.engine, system, load_mappings(context.mappings, system), run_id, context.identity)
     batch = pull_pages(context.engine, connector_for(system, settings), loader, object_type, full=full,
                        max_pages=max_pages, run_row_id=run_row_id, group_records=settings.store_group_records,
-                       worker_after=settings.worker_after)
+                       worker_after=settings.worker_after, fields=fields)
     return BatchResult(batch.counts, batch.pages, batch.done)
 
 
@@ -137,23 +144,33 @@ def sync_system(settings: Settings, system: SystemName, *, full: bool = False, o
     for object_type in ordered_objects(mappings, objects):
         started = time.perf_counter()
         row = open_run(context.engine, run_id, "pull", system, object_type)
-        counts, first = Counts(), True
+        counts, first, warnings = Counts(), True, list[str]()
         try:
+            plan = read_plan(context.engine, connector_for(system, settings), mappings[object_type], row, counts,
+                             warnings)
             while True:
-                batch = pull(settings, system, object_type, full=full and first, run_id=run_id, run_row_id=row,
-                             max_pages=settings.page_task_size)
+                try:
+                    batch = pull(settings, system, object_type, full=(full or plan.reread) and first, run_id=run_id,
+                                 run_row_id=row, max_pages=settings.page_task_size, fields=plan.fields)
+                except FieldNotFound:  # deleted since the org was described: describe again, read without it
+                    if plan.refreshed:
+                        raise
+                    plan = read_plan(context.engine, connector_for(system, settings), mappings[object_type], row,
+                                     counts, warnings, refresh=True)
+                    continue
                 first = False
                 counts.add(batch.counts)
                 if progress is not None:
                     progress(system, object_type, counts)
                 if batch.done or batch.counts.records_read == 0:  # an idle read: nothing more to pull
                     break
-        except ConnectorError as error:
+            finish_read(context.engine, plan)
+        except (ConnectorError, SchemaMismatch) as error:
             close_run(context.engine, row, "failed", str(error))
             run_log("%s %s failed: %s", system, object_type, error, level=40)
             result.objects.append(ObjectResult(object_type, "failed", counts, time.perf_counter() - started,
-                                               str(error)))
-            if isinstance(error, FatalError):
+                                               str(error), warnings))
+            if isinstance(error, FatalError) and not isinstance(error, FieldNotFound):  # the CRM, not one object
                 result.error = str(error)
                 break
             continue
@@ -162,7 +179,8 @@ def sync_system(settings: Settings, system: SystemName, *, full: bool = False, o
             raise
         status = "partial" if counts.quarantined else "succeeded"
         close_run(context.engine, row, status)
-        result.objects.append(ObjectResult(object_type, status, counts, time.perf_counter() - started))
+        result.objects.append(ObjectResult(object_type, status, counts, time.perf_counter() - started,
+                                           warnings=warnings))
         run_log("%s %s: read %d, inserted %d, updated %d, deleted %d, quarantined %d, skipped %d, %d API calls",
                 system, object_type, counts.records_read, counts.inserted, counts.updated, counts.deleted,
                 counts.quarantined, counts.skipped, counts.api_calls)
@@ -175,6 +193,7 @@ def sync_crm(system: SystemName, full: bool = False, objects: list[str] | None =
     settings = Settings()
     result = sync_system(settings, system, full=full, objects=objects, pull=pull_batch)
     publish_sync(result)
+    publish_warnings(result)
     return result
 
 
