@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.table import Table
 from sqlalchemy import Engine, func, select
@@ -9,14 +11,16 @@ from sqlalchemy import Engine, func, select
 from canonical.models import Quarantine, SyncRun, SyncState
 from cli import context
 from cli.context import console, fail
-from journeyhub.config import check_all, mappings_root
-from journeyhub.settings import SYSTEMS
+from journeyhub.config import check_all, load_mappings, mappings_root
+from journeyhub.settings import SYSTEMS, Settings
 
 config_app = typer.Typer(help="Validate settings and configuration files.", no_args_is_help=True)
 
 
 @config_app.command("check")
-def config_check() -> None:
+def config_check(online: bool = typer.Option(False, "--online", help="also check every field the mappings read "
+                                             "against each configured CRM's own schema (reads no records)")
+                 ) -> None:
     """Validate settings and every YAML file under mappings/; list which CRMs are enabled."""
     current = context.settings()
     root = mappings_root(current)
@@ -30,6 +34,8 @@ def config_check() -> None:
     for system in SYSTEMS:
         table.add_row(system, "[green]enabled[/]" if system in enabled else "[dim]not configured[/]")
     console.print(table)
+    if online and not problems:
+        problems += check_fields_online(current, root)
     for problem in problems:
         console.print(f"[bold red]✗[/] {problem}", highlight=False, soft_wrap=True)
     if problems:
@@ -38,6 +44,42 @@ def config_check() -> None:
         console.print("[yellow]no CRM is configured yet: set HUBSPOT_ACCESS_TOKEN, SALESFORCE_INSTANCE_URL + "
                       "credentials, or DYNAMICS_URL + credentials (see README)[/]")
     console.print("[green]✓[/] configuration is valid")
+
+
+def check_fields_online(current: Settings, root: Path) -> list[str]:
+    """`config check --online`: each enabled CRM's mapped objects against the org's own schema (a describe per
+    object, no records read), printed per CRM and object; returns the problems (missing required fields,
+    CRMs that cannot be reached)."""
+    from connectors.errors import ConnectorError
+    from journeyhub.connections import open_connector
+    from journeyhub.ingest.schema import check_online
+
+    problems: list[str] = []
+    for system in current.enabled_systems():
+        try:
+            connector = open_connector(system, current)
+            try:
+                plans = check_online(connector, load_mappings(root, system))
+            finally:
+                connector.close()
+        except ConnectorError as error:
+            problems.append(f"{system}: cannot check the fields against the org: {error.message}")
+            continue
+        table = Table(title=f"{system}: mapped fields against the org's schema", show_header=True)
+        for column in ("object", "fields read", "missing"):
+            table.add_column(column)
+        for plan in plans:
+            missing = [f"[red]✗ {use.name}[/] (required)" for use in plan.missing_required]
+            missing += [f"[yellow]⚠ {use.name}[/] (optional)" for use in plan.missing_optional]
+            table.add_row(plan.object_type, str(len(plan.fields)), ", ".join(missing) or "[green]✓[/]")
+        console.print(table)
+        for plan in plans:
+            for warning in plan.warnings():
+                console.print(f"[yellow]⚠[/] {warning}", highlight=False, soft_wrap=True)
+            problem = plan.problem()
+            if problem:
+                problems.append(problem)
+    return problems
 
 
 def _latest_runs(engine: Engine) -> list[SyncRun]:

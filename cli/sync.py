@@ -51,6 +51,8 @@ def sync(system: list[str] = typer.Option(None, "--system", help="hubspot, sales
     rows = [(result.system, item.object_type, item.status, item.counts, item.error or "")
             for result in results for item in result.objects]
     console.print(counts_table(f"Sync {'(full)' if full else '(incremental)'} — run {results[0].run_id}", rows))
+    for warning in (warning for result in results for warning in result.warnings):  # fields the org lacks
+        console.print(f"[yellow]⚠ {warning}[/]", highlight=False, soft_wrap=True)
     failed = [result for result in results if result.status != "succeeded"]
     for result in failed:
         if result.error:

@@ -1,0 +1,232 @@
+"""The mappings decide what is read, checked against each org's own schema first (journeyhub.ingest.schema):
+a field added only in a mapping YAML is read on the next sync on every CRM, a misspelled one is reported by
+name (by the sync and by `config check --online`), a missing optional one is a warning said once, and the
+org's describe is cached, refreshed on a schedule and on a "field not found" answer."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+
+from connectors.salesforce import SalesforceConfig, SalesforceConnector
+from flows.sync import sync_system
+from journeyhub.config import load_mappings, mappings_root
+from journeyhub.ingest.schema import SCHEMA_MAX_AGE, load_state, plan_read
+from journeyhub.ingest.spec import MappingSpec
+from sandbox.common.server import EmulatorServer
+from sandbox.runtime import Sandbox
+from sandbox.salesforce import SalesforceData, SalesforceEmulator
+from sandbox.world import generate
+from tests.e2e.hub import hub_environment
+
+ANCHOR = datetime(2026, 11, 1, tzinfo=UTC)
+#: per CRM: the person object, a field its default mapping does not read, where the world gets a value of it,
+#: and a field of the default mapping to misspell
+CASES = {
+    "hubspot": ("contacts", "properties.loyalty_tier", "properties.firstname", "properties.fristname"),
+    "salesforce": ("Contact", "Title", "FirstName", "FristName"),
+    "dynamics": ("contacts", "jobtitle", "firstname", "fristname"),
+}
+
+
+def url_of(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="module")
+def world() -> Any:
+    """A small world whose contacts carry a value in a field no default mapping reads (a custom HubSpot
+    property, Salesforce's standard Title, Dataverse's standard jobtitle)."""
+    world = generate(60, 3, ANCHOR)
+    for contact in world.hubspot.objects["contacts"]:
+        contact["properties"]["loyalty_tier"] = f"tier-{contact['id']}"
+    for contact in world.salesforce.records["Contact"]:
+        contact["Title"] = f"title-{contact['Id']}"
+    for contact in world.dynamics.rows["contacts"]:
+        contact["jobtitle"] = f"job-{contact['contactid']}"
+    return world
+
+
+@pytest.fixture
+def sandbox(world: Any) -> Iterator[Sandbox]:
+    with Sandbox(world=world, anchor=ANCHOR, limits=False) as running:
+        yield running
+
+
+def copy_mappings(tmp_path: Path) -> Path:
+    target = tmp_path / "mappings"
+    shutil.copytree(mappings_root(), target, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    return target
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    content = path.read_text()
+    assert old in content, f"{path}: {old!r}"
+    path.write_text(content.replace(old, new, 1))
+
+
+def custom_values(engine: Engine, system: str, key: str) -> dict[str, Any]:
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT id, custom FROM person_record WHERE id LIKE :prefix"),
+                                  {"prefix": f"{system}:%"}).all()
+    values = {}
+    for record_id, custom in rows:
+        custom = json.loads(custom) if isinstance(custom, str) else custom
+        values[record_id] = (custom or {}).get(key)
+    return values
+
+
+# ---------------------------------------------------------------------------------------------- mapping paths
+def test_every_path_a_mapping_reads_is_found_with_the_rules_that_read_it() -> None:
+    contacts = load_mappings(mappings_root(), "hubspot")["contacts"].source_paths()
+    assert contacts["properties.email"] == ["email"]
+    assert contacts["properties.hs_feedback_last_nps_rating"] == ["nps.score", "nps (when)"]
+    assert contacts["properties.num_conversion_events"] == ["recent_form (when)"]
+    assert contacts["properties.hs_merged_object_ids"] == ["merges"]
+    assert contacts["_associations.calls"] == ["linked"]
+    tasks = load_mappings(mappings_root(), "dynamics")["tasks"].source_paths()
+    assert tasks["new_externalid"] == ["skip_when"] and tasks["new_surveyscore"] == ["score", "score_max"]
+    assert tasks["_lookup._regardingobjectid_value"][:2] == ["company_id", "deal_id"]  # a typed ref's column
+
+
+def test_presence_must_name_a_path_the_mapping_reads() -> None:
+    with pytest.raises(ValueError, match=r"presence names 'properties\.fristname', which no rule"):
+        MappingSpec.model_validate({"object": "contacts", "entity": "person", "fields": {
+            "kind": {"value": "contact"}, "first_name": "properties.firstname"},
+            "presence": {"properties.fristname": "optional"}})
+    with pytest.raises(ValueError, match=r"presence is `required`, `optional`"):
+        MappingSpec.model_validate({"object": "contacts", "entity": "person", "fields": {
+            "kind": {"value": "contact"}, "first_name": "properties.firstname"},
+            "presence": {"properties.firstname": {"required": True, "optional": "both"}}})
+
+
+# ---------------------------------------------------------------------------------------------- per CRM
+@pytest.mark.parametrize("system", list(CASES))
+def test_a_field_added_only_in_the_mapping_yaml_is_read_on_the_next_sync(
+        engine: Engine, tmp_path: Path, sandbox: Sandbox, system: str) -> None:
+    object_type, path, _, _ = CASES[system]
+    mappings = copy_mappings(tmp_path)
+    with hub_environment(sandbox.env, url_of(engine), mappings) as settings:
+        first = sync_system(settings, system, objects=[object_type])  # type: ignore[arg-type]
+        assert first.status == "succeeded" and first.totals().inserted > 0
+        assert set(custom_values(engine, system, "added").values()) == {None}
+        edit(mappings / system / f"{object_type}.yaml", "custom:\n", f"custom:\n  added: {path}\n")
+        second = sync_system(settings, system, objects=[object_type])  # type: ignore[arg-type]
+        third = sync_system(settings, system, objects=[object_type])  # type: ignore[arg-type]
+    assert second.status == "succeeded" and second.warnings == []
+    values = custom_values(engine, system, "added")
+    prefix = {"hubspot": "tier-", "salesforce": "title-", "dynamics": "job-"}[system]
+    stored = [value for value in values.values() if value is not None]
+    assert stored and all(value.startswith(prefix) for value in stored), values
+    expected = {"hubspot": len(sandbox.world.hubspot.objects["contacts"]),
+                "salesforce": len(sandbox.world.salesforce.records["Contact"]),
+                "dynamics": len(sandbox.world.dynamics.rows["contacts"])}[system]
+    quarantined = first.totals().quarantined
+    assert len(stored) == expected - quarantined - first.totals().deleted, \
+        "records that did not change got the new field too (the object was read again in full)"
+    assert third.totals().inserted + third.totals().updated == 0, "once read in full, incremental again"
+
+
+@pytest.mark.parametrize("system", list(CASES))
+def test_a_misspelled_field_fails_its_object_by_name_and_the_rest_syncs(
+        sqlite_engine: Engine, tmp_path: Path, sandbox: Sandbox, system: str) -> None:
+    object_type, _, right, wrong = CASES[system]
+    mappings = copy_mappings(tmp_path)
+    edit(mappings / system / f"{object_type}.yaml", f"first_name: {right}\n", f"first_name: {wrong}\n")
+    name = wrong.split(".")[-1]
+    with hub_environment(sandbox.env, url_of(sqlite_engine), mappings) as settings:
+        result = sync_system(settings, system)  # type: ignore[arg-type]
+    failed = {item.object_type: item.error for item in result.objects if item.status == "failed"}
+    assert list(failed) == [object_type] and result.error is None, "that object only; the CRM goes on"
+    message = failed[object_type] or ""
+    assert message.startswith(f"{system} {object_type}: {name} is not in this org")
+    assert f"mappings/{system}/{object_type}.yaml" in message and "first_name" in message
+    assert f"presence: {{{wrong}: optional}}" in message
+    assert all(item.status in ("succeeded", "partial") for item in result.objects if item.object_type != object_type)
+    with sqlite_engine.connect() as connection:
+        assert connection.execute(text("SELECT COUNT(*) FROM person_record WHERE id LIKE :p"),
+                                  {"p": f"{system}:{object_type}:%"}).scalar_one() == 0, "no silent NULLs"
+
+    check = subprocess.run([sys.executable, "-c", "from cli.app import main; main()", "config", "check", "--online"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                           env={**_clean_env(), **sandbox.env, "JOURNEYHUB_MAPPINGS_DIR": str(mappings),
+                                "COLUMNS": "250"})
+    assert check.returncode == 2, check.stdout + check.stderr
+    assert f"{system} {object_type}: {name} is not in this org" in check.stdout
+    assert "Traceback" not in check.stdout + check.stderr
+
+
+def _clean_env() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items()
+            if not key.startswith(("HUBSPOT_", "SALESFORCE_", "DYNAMICS_", "JOURNEYHUB_"))}
+
+
+# ---------------------------------------------------------------------------------------------- the cache
+TASKS = [{"Subject": f"Call {index}", "Status": "Completed", "TaskSubtype": "Call", "Type": "Call",
+          "CallType": "Outbound", "CallDisposition": "Completed", "ActivityDate": "2025-05-01",
+          "CreatedDate": "2025-05-01T10:00:00.000+0000", "SystemModstamp": "2025-05-01T10:00:00.000+0000"}
+         for index in range(5)]
+
+
+@pytest.fixture
+def salesforce_full() -> Iterator[SalesforceEmulator]:
+    em = SalesforceEmulator()
+    em.load(SalesforceData(records={"Task": TASKS}))
+    with EmulatorServer(em):
+        yield em
+
+
+def salesforce(em: SalesforceEmulator) -> SalesforceConnector:
+    return SalesforceConnector(SalesforceConfig(instance_url=em.base_url, access_token="sandbox-token"))
+
+
+def test_the_orgs_describe_is_cached_and_refreshed_on_a_schedule_and_for_a_new_field(
+        engine: Engine, salesforce_full: SalesforceEmulator) -> None:
+    client, spec = salesforce(salesforce_full), load_mappings(mappings_root(), "salesforce")["Task"]
+    now = datetime.now(UTC)
+    first = plan_read(engine, client, spec, now=now)
+    assert first.refreshed and first.api_calls == 1 and "Survey_Score__c" in first.fields
+    assert not first.missing and not first.reread
+    cached = plan_read(engine, client, spec, now=now + SCHEMA_MAX_AGE / 2)
+    assert not cached.refreshed and cached.api_calls == 0 and cached.fields == first.fields
+    assert plan_read(engine, client, spec, now=now + SCHEMA_MAX_AGE + timedelta(seconds=1)).refreshed
+    grown = spec.model_copy(update={"custom": {**spec.custom, "priority": spec.custom["task_type"].model_copy(
+        update={"from_": "Priority"})}})
+    asked = plan_read(engine, client, grown, now=now + timedelta(seconds=2))
+    assert asked.refreshed, "a field the cache does not know is described at once"
+    assert "Priority" in asked.fields and asked.reread, "the fields read grew: read everything once"
+    state = load_state(engine, "salesforce", "Task")
+    assert state is not None and "Priority" in state["present"] and state["reread"] is True
+
+
+def test_a_field_deleted_since_the_describe_is_described_again_and_left_out(
+        engine: Engine, salesforce_full: SalesforceEmulator, tmp_path: Path) -> None:
+    """The cache says the org has Survey_Score__c; the org (a different one now) refuses it: the sync
+    describes again, warns once and stores every record."""
+    spec = load_mappings(mappings_root(), "salesforce")["Task"]
+    assert "Survey_Score__c" in plan_read(engine, salesforce(salesforce_full), spec).fields
+    plain = SalesforceEmulator(custom_fields=False)
+    plain.load(SalesforceData(records={"Task": TASKS}))
+    env = {"SALESFORCE_INSTANCE_URL": "", "SALESFORCE_ACCESS_TOKEN": "sandbox-token"}
+    with EmulatorServer(plain):
+        env["SALESFORCE_INSTANCE_URL"] = plain.base_url
+        with hub_environment(env, url_of(engine)) as settings:
+            result = sync_system(settings, "salesforce", objects=["Task"])
+        refused = plain.requests.snapshot()["log"]
+    (task,) = result.objects
+    assert task.status == "succeeded" and task.counts.inserted == len(TASKS), task.error
+    assert [warning.split(";")[0] for warning in task.warnings] == [
+        "salesforce Task: External_Id__c not in this org", "salesforce Task: Survey_Score__c not in this org",
+        "salesforce Task: Review_Rating__c not in this org"], "each said once"
+    assert sum(1 for entry in refused if entry["route"].startswith("GET /services/data/v{version}/sobjects/{sobject}"
+                                                                    "/describe")) == 1
