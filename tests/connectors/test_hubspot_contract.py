@@ -191,3 +191,35 @@ def test_http_errors_become_the_class_that_says_what_to_do(status: int, body: by
 def test_a_daily_limit_stops_the_run_instead_of_retrying() -> None:
     error = http_error(429, b'{"policyName":"DAILY"}', {"Retry-After": "3600"}, "search contacts", None)
     assert isinstance(error, FatalError) and "daily" in error.message
+
+
+def test_archived_records_come_with_their_last_properties_and_their_own_sides_associations() -> None:
+    """HubSpot unassociates an archived contact from its activities; the archived record still lists them. A
+    first full load and a later archived check both bring it as a tombstone with those properties and links."""
+    stamp = "2026-01-01T00:00:00.000Z"
+    emu = HubSpotEmulator(rate_limit_per_10s=None, search_per_second=None)
+    emu.load(HubSpotData(objects={
+        "contacts": [{"id": str(n), "properties": {"email": f"c{n}@example.com", "lastname": f"C{n}"},
+                      "createdAt": stamp, "updatedAt": stamp} for n in (101, 102)],
+        "calls": [{"id": "201", "properties": {"hs_timestamp": stamp}, "createdAt": stamp, "updatedAt": stamp}]},
+        associations=[("calls", "201", "contacts", "101", 194), ("calls", "201", "contacts", "102", 194)]))
+    with EmulatorServer(emu):
+        hub = connector(emu.base_url, archived_check_interval_seconds=0)
+        fields = mapping_fields(hub, "contacts")
+        with emu.lock:
+            contacts = emu.store.types["contacts"]
+            emu.store.archive(contacts, contacts.records["101"], emu.now_ms())
+        pages, cursor = drain(hub.read("contacts", None, full=True, fields=fields))
+        (first,) = [record for page in pages for record in page.records if record.deleted]
+        assert first.remote_id == "101" and first.data and first.data["properties"]["lastname"] == "C101"
+        assert first.extra["_associations"]["calls"] == ["201"], "its own side still lists the call"
+        live = next(record for page in pages for record in page.records if record.remote_id == "102")
+        assert set(live.extra["_associations"]) == {"companies"}, "live records: only what the object table reads"
+        assert json.loads(cursor or "")["mode"] == "incremental"
+
+        with emu.lock:
+            emu.store.archive(contacts, contacts.records["102"], emu.now_ms())
+        pages, _ = drain(hub.read("contacts", cursor, fields=fields))
+        later = next(record for page in pages for record in page.records if record.remote_id == "102")
+        assert later.deleted and later.data and later.data["properties"]["email"] == "c102@example.com"
+        assert later.extra["_associations"]["calls"] == ["201"]
