@@ -81,6 +81,8 @@ class SourceField:
 
     name: str
     optional: bool = False
+    ask_if_absent: bool = False      # the CRM ignores a request naming a field it lacks: ask anyway, so a field
+                                     # created later (the hub's own marker, by its first push) arrives at once
 
 
 WriteKind = Literal["create", "update", "upsert", "delete"]

@@ -59,7 +59,8 @@ class ObjectSpec:
             return None
         if self.kind == "crm" and head == "properties" and rest:
             name = rest.split(".", 1)[0]
-            return SourceField(name, optional=bool(OPTIONAL_PROPERTIES.match(name)))
+            # HubSpot leaves a property it does not have out of the answer: asking for one costs nothing
+            return SourceField(name, optional=bool(OPTIONAL_PROPERTIES.match(name)), ask_if_absent=True)
         return SourceField(path if self.kind == "crm" else head)
 
 

@@ -6,15 +6,17 @@ field of the CRM it reads (`Connector.fields_for`: vendor knowledge) and describ
 
 - a field the org has is read;
 - a missing **optional** field (custom, or of another edition, hub or integration — or marked so under the
-  mapping's `presence:`) is left out of the request and reported once per run as a warning naming what is
-  not read without it; the rest of the object syncs;
+  mapping's `presence:`) is left out of the request (unless the CRM ignores a request for a field it lacks,
+  like HubSpot: then it is asked for anyway and arrives as soon as it exists) and reported once per run as a
+  warning naming what is not read without it; the rest of the object syncs;
 - a missing **required** field (misspelled, or simply absent) fails that object alone, with one message
   naming the field, the object and the fix.
 
 The outcome of the describe is cached in `sync_state` beside the object's cursor (object type
 `<object>#schema`): which of the mapping's fields the org has, when it was described, and which fields the
 last complete read asked for. It is described again when it is older than `SCHEMA_MAX_AGE`, when the mapping
-asks about a field the cache does not know, and when the CRM answers a read with "field not found". When the
+asks about a field the cache does not know, when the CRM answers a read with "field not found", and on every
+run while a marker of the hub's own write-backs (a field `skip_when` reads) is missing. When the
 fields read grow (a field added to a mapping, or created in the CRM), the object is read in full once, so
 records that did not change get the new field too (`ReadPlan.reread`, kept until that read completes).
 """
@@ -53,6 +55,7 @@ class SourceFieldUse:
     rules: list[str]
     optional: bool
     loss: str | None = None
+    ask_if_absent: bool = False       # the CRM ignores a request for it while it lacks it (SourceField)
 
 
 @dataclass
@@ -113,7 +116,8 @@ def source_fields(connector: Connector, spec: MappingSpec) -> list[SourceFieldUs
             continue
         use = uses.get(source.name)
         if use is None:
-            use = uses[source.name] = SourceFieldUse(source.name, [], [], source.optional)
+            use = uses[source.name] = SourceFieldUse(source.name, [], [], source.optional,
+                                                     ask_if_absent=source.ask_if_absent)
         use.paths.append(path)
         use.rules += [rule for rule in rules if rule not in use.rules]
         presence = spec.presence.get(path)
@@ -129,9 +133,11 @@ def requested_fields(connector: Connector, spec: MappingSpec) -> list[str]:
 
 
 def compare(uses: list[SourceFieldUse], present: Iterable[str], system: str, object_type: str) -> ReadPlan:
-    """The plan for an org that has the fields `present`."""
+    """The plan for an org that has the fields `present`: those are read, and a missing optional one too where
+    the CRM ignores a request naming it (it is read the moment it is created, without waiting for a describe)."""
     have = set(present)
-    return ReadPlan(system, object_type, [use.name for use in uses if use.name in have],
+    return ReadPlan(system, object_type,
+                    [use.name for use in uses if use.name in have or (use.optional and use.ask_if_absent)],
                     [use for use in uses if use.name not in have])
 
 
@@ -192,7 +198,10 @@ def plan_read(engine: Engine, connector: Connector, spec: MappingSpec, *, refres
     names = [use.name for use in uses]
     state = load_state(engine, system, object_type)
     calls_before = connector.api_calls
-    described = refresh or _stale(state, names, now)
+    # a missing marker of the hub's own write-backs is looked for on every run: a push may start writing it any
+    # moment (an admin created it), and its items must be recognised from the first one
+    markers = {use.name for use in uses if "skip_when" in use.rules and not use.ask_if_absent}
+    described = refresh or _stale(state, names, now) or bool(markers & set((state or {}).get("absent") or []))
     if described:
         have = describe_names(connector, object_type)
         present = [name for name in names if name in have]

@@ -230,3 +230,49 @@ def test_a_field_deleted_since_the_describe_is_described_again_and_left_out(
         "salesforce Task: Review_Rating__c not in this org"], "each said once"
     assert sum(1 for entry in refused if entry["route"].startswith("GET /services/data/v{version}/sobjects/{sobject}"
                                                                     "/describe")) == 1
+
+
+def test_a_missing_write_back_marker_is_looked_for_on_every_run(engine: Engine) -> None:
+    """External_Id__c recognises the hub's own mirrored Tasks: until an admin creates it the org is described on
+    every run (the push may start writing it any moment), the other fields from the cache."""
+    plain = SalesforceEmulator(custom_fields=False)
+    plain.load(SalesforceData(records={"Task": TASKS}))
+    spec = load_mappings(mappings_root(), "salesforce")["Task"]
+    with EmulatorServer(plain):
+        client = salesforce(plain)
+        first = plan_read(engine, client, spec)
+        assert "External_Id__c" in [use.name for use in first.missing_optional]
+        assert plan_read(engine, client, spec).refreshed, "described again at once"
+        contacts = plan_read(engine, client, load_mappings(mappings_root(), "salesforce")["Contact"])
+        assert not plan_read(engine, client, load_mappings(mappings_root(), "salesforce")["Contact"]).refreshed
+        assert contacts.missing == []
+
+
+def test_hubspot_asks_for_its_marker_before_the_first_push_creates_it(engine: Engine) -> None:
+    """HubSpot ignores a property it lacks, so the notes' marker is asked for while it is missing: the hub's
+    first note after the push that created it is recognised at once, however fresh the cached describe."""
+    from connectors.base import WriteOp
+    from connectors.hubspot import HubSpotConfig, HubSpotConnector
+    from journeyhub.ingest.loader import PageLoader
+    from journeyhub.ingest.sync import pull_pages
+    from sandbox.hubspot import HubSpotData, HubSpotEmulator
+
+    emu = HubSpotEmulator(org="plain", rate_limit_per_10s=None, search_per_second=None)
+    emu.load(HubSpotData(objects={"contacts": [{"id": "101", "properties": {"email": "a@example.com"},
+                                                "createdAt": "2026-01-01T00:00:00.000Z",
+                                                "updatedAt": "2026-01-01T00:00:00.000Z"}]}))
+    specs = load_mappings(mappings_root(), "hubspot")
+    with EmulatorServer(emu):
+        hub = HubSpotConnector(HubSpotConfig(access_token="sandbox-token", base_url=emu.base_url))
+        before = plan_read(engine, hub, specs["notes"])
+        assert [use.name for use in before.missing_optional] == ["journeyhub_item_id"]
+        assert "journeyhub_item_id" in before.fields
+        hub.ensure_properties("notes", "journeyhub", "Journey Hub", [("journeyhub_item_id", "Item", "string")])
+        hub.write("notes", [WriteOp("create", "jh:mirror-1", {"hs_timestamp": "2026-02-01T00:00:00Z",
+                                                               "hs_note_body": "mirrored"},
+                                    associations=[("contacts", "101")])])
+        cached = plan_read(engine, hub, specs["notes"])
+        assert not cached.refreshed and cached.fields == before.fields
+        batch = pull_pages(engine, hub, PageLoader(engine, "hubspot", specs, run_id="t"), "notes",
+                           fields=cached.fields)
+    assert (batch.counts.records_read, batch.counts.skipped, batch.counts.inserted) == (1, 1, 0)
