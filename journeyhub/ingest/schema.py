@@ -10,7 +10,9 @@ field of the CRM it reads (`Connector.fields_for`: vendor knowledge) and describ
   like HubSpot: then it is asked for anyway and arrives as soon as it exists) and reported once per run as a
   warning naming what is not read without it; the rest of the object syncs;
 - a missing **required** field (misspelled, or simply absent) fails that object alone, with one message
-  naming the field, the object and the fix.
+  naming the field, the object and the fix;
+- an org whose metadata the integration user may not read (a HubSpot private app without the
+  `crm.schemas.*.read` scopes) is read unchecked, with one warning saying so.
 
 The outcome of the describe is cached in `sync_state` beside the object's cursor (object type
 `<object>#schema`): which of the mapping's fields the org has, when it was described, and which fields the
@@ -34,6 +36,7 @@ from sqlalchemy import Engine, select
 from canonical.models import SyncState
 from canonical.upsert import upsert
 from connectors.base import Connector, ObjectDescription, SourceField
+from connectors.errors import PermissionDenied
 from journeyhub.ingest.loader import Counts, add_to_run
 from journeyhub.ingest.spec import MappingSpec
 
@@ -69,6 +72,8 @@ class ReadPlan:
     reread: bool = False                                     # read everything: the fields read have grown
     refreshed: bool = False                                  # the org was described for this plan
     api_calls: int = 0
+    unchecked: str | None = None                             # why the org could not be described (then every
+                                                             # mapped field is asked for, unchecked)
 
     @property
     def missing_optional(self) -> list[SourceFieldUse]:
@@ -80,6 +85,9 @@ class ReadPlan:
 
     def warnings(self) -> list[str]:
         """One line per missing optional field: what the hub does not read without it."""
+        if self.unchecked:
+            return [f"{self.system} {self.object_type}: the org's schema cannot be read ({self.unchecked}); the "
+                    "mapped fields are read unchecked"]
         return [f"{self.system} {self.object_type}: {use.name} not in this org; {_loss(use)}"
                 for use in self.missing_optional]
 
@@ -203,7 +211,11 @@ def plan_read(engine: Engine, connector: Connector, spec: MappingSpec, *, refres
     markers = {use.name for use in uses if "skip_when" in use.rules and not use.ask_if_absent}
     described = refresh or _stale(state, names, now) or bool(markers & set((state or {}).get("absent") or []))
     if described:
-        have = describe_names(connector, object_type)
+        try:
+            have = describe_names(connector, object_type)
+        except PermissionDenied as error:   # reads allowed, metadata not (e.g. a HubSpot app without schema scopes)
+            return ReadPlan(system, object_type, names, refreshed=True, api_calls=connector.api_calls - calls_before,
+                            unchecked=error.message)
         present = [name for name in names if name in have]
         state = {**(state or {}), "described_at": now.isoformat(), "present": present,
                  "absent": [name for name in names if name not in have]}

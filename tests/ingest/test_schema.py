@@ -276,3 +276,22 @@ def test_hubspot_asks_for_its_marker_before_the_first_push_creates_it(engine: En
         batch = pull_pages(engine, hub, PageLoader(engine, "hubspot", specs, run_id="t"), "notes",
                            fields=cached.fields)
     assert (batch.counts.records_read, batch.counts.skipped, batch.counts.inserted) == (1, 1, 0)
+
+
+def test_an_org_whose_schema_may_not_be_read_is_read_unchecked_with_one_warning(engine: Engine) -> None:
+    from connectors.hubspot import HubSpotConfig, HubSpotConnector
+    from sandbox.common.faults import FaultConfig
+    from sandbox.hubspot import HubSpotData, HubSpotEmulator
+
+    emu = HubSpotEmulator(FaultConfig(vendor={"missing_scopes": ["/crm/v3/properties/contacts"]}),
+                          rate_limit_per_10s=None, search_per_second=None)
+    emu.load(HubSpotData(objects={"contacts": []}))
+    spec = load_mappings(mappings_root(), "hubspot")["contacts"]
+    with EmulatorServer(emu):
+        plan = plan_read(engine, HubSpotConnector(HubSpotConfig(access_token="sandbox-token",
+                                                                base_url=emu.base_url)), spec)
+    assert plan.problem() is None and "firstname" in plan.fields and "hs_feedback_last_nps_rating" in plan.fields
+    (warning,) = plan.warnings()
+    assert warning.startswith("hubspot contacts: the org's schema cannot be read (") and "read unchecked" in warning
+    assert "crm.schemas.custom.read" in warning
+    assert load_state(engine, "hubspot", "contacts") is None, "nothing cached: described again next time"
