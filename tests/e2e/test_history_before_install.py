@@ -1,7 +1,9 @@
 """History does not depend on the day the hub was installed (journey.md: history does not shrink). A first
-sync of an org where records were archived (HubSpot) or deleted into the recycle bin (Salesforce) before
-install gives the same customers, stages and entered-at times as a hub that was installed before, synced,
-and then saw those records removed."""
+sync of an org where records were archived (HubSpot), deleted into the recycle bin (Salesforce) or merged
+(Salesforce, Dataverse) before install gives the same customers, stages and entered-at times as a hub that was
+installed before, synced, and then saw those records removed and merged. (A HubSpot merge cannot be replayed:
+the merged-away contact exists nowhere in the world, only in the survivor's `hs_merged_object_ids`; both
+hubs read it that way.)"""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from tests.conftest import truncate_all
 from tests.e2e.hub import hub_environment, pull, tag
 
 ANCHOR = datetime(2026, 11, 1, tzinfo=UTC)
-PEOPLE, SEED = 250, 35         # a world whose history holds archived contacts and activities, and Opportunities
+PEOPLE, SEED = 250, 43         # a world whose history holds archived contacts and activities, and Opportunities
                                # (with their contact roles) in Salesforce's recycle bin
 
 
@@ -38,13 +40,30 @@ def before_removals(after: Any, before: Any) -> Any:
         earlier = {row["Id"]: row for row in before.salesforce.records[sobject]}
         rows[:] = [copy.deepcopy(earlier[row["Id"]]) if row.get("IsDeleted") and not earlier[row["Id"]].get(
             "IsDeleted") else row for row in rows]
+        for row in rows:
+            if row.get("MasterRecordId"):                   # a merge loser, not merged yet
+                row.update(IsDeleted=False, MasterRecordId=None)
+    for rows in (world.dynamics.rows["contacts"], world.dynamics.rows["leads"]):
+        for row in rows:
+            if row.get("merged"):
+                row.update(merged=False, _masterid_value=None, statecode=0, statuscode=1)
     return world
+
+
+def merges_of(after: Any) -> dict[str, list[tuple[str, str, str]]]:
+    """(object, master, loser) of every Salesforce and Dataverse merge `after` shows."""
+    salesforce = [(sobject, row["MasterRecordId"], row["Id"]) for sobject, rows in after.salesforce.records.items()
+                  for row in rows if row.get("MasterRecordId")]
+    dynamics = [(entity_set, row["_masterid_value"], row[key]) for entity_set, key in (("contacts", "contactid"),
+                                                                                       ("leads", "leadid"))
+                for row in after.dynamics.rows[entity_set] if row.get("merged")]
+    return {"salesforce": salesforce, "dynamics": dynamics}
 
 
 def remove_as_after(sandbox: Sandbox, after: Any) -> dict[str, int]:
     """Archive and delete, through the emulators, what `after` shows archived or in the recycle bin."""
-    done = {"archived": 0, "deleted": 0}
-    hubspot, salesforce = sandbox.hubspot.emulator, sandbox.salesforce.emulator
+    done = {"archived": 0, "deleted": 0, "merged": 0}
+    hubspot, salesforce, dynamics = sandbox.hubspot.emulator, sandbox.salesforce.emulator, sandbox.dynamics.emulator
     with hubspot.lock:
         for object_type, rows in after.hubspot.objects.items():
             types = hubspot.store.types[object_type]
@@ -60,7 +79,20 @@ def remove_as_after(sandbox: Sandbox, after: Any) -> dict[str, int]:
                 if row.get("IsDeleted") and not row.get("MasterRecordId"):
                     salesforce.store.delete(sobject, row["Id"])
                     done["deleted"] += 1
+        for sobject, master, loser in merges_of(after)["salesforce"]:
+            salesforce.store.merge(sobject, master, loser)
+            done["merged"] += 1
+    for entity_set, master, loser in merges_of(after)["dynamics"]:
+        with dynamics.lock:
+            dynamics.merge(entity_set, master, loser)
+        done["merged"] += 1
     return done
+
+
+def merged_away(engine: Engine) -> set[str]:
+    with engine.connect() as connection:
+        return {row[0] for row in connection.execute(text(
+            "SELECT id FROM source_record WHERE merged_into IS NOT NULL AND is_deleted = :yes"), {"yes": True})}
 
 
 def verdicts(engine: Engine) -> dict[frozenset[str], tuple[Any, ...]]:
@@ -90,9 +122,13 @@ def test_a_first_sync_after_records_were_removed_equals_a_hub_installed_before_t
         deleted = {sync.system: sync.totals().deleted for sync in again}
         tag(settings, ANCHOR)
         installed_before = verdicts(engine)
-    assert removed["archived"] >= 5 and removed["deleted"] >= 5
+        merged_before = merged_away(engine)
+    assert removed["archived"] >= 5 and removed["deleted"] >= 5 and removed["merged"] >= 3
     assert deleted["hubspot"] == removed["archived"], "each archived record came as a tombstone"
     assert deleted["salesforce"] >= removed["deleted"], "each deleted record (and its contact roles) too"
+    losers = {f"{system}:{name}:{loser.lower() if system == 'dynamics' else loser}"
+              for system, merges in merges_of(after).items() for name, _, loser in merges}
+    assert losers <= merged_away(engine), "each merge loser is tombstoned and points at its survivor"
 
     truncate_all(engine)
     with Sandbox(world=after, anchor=ANCHOR, limits=False) as sandbox, hub_environment(sandbox.env, url) as settings:
@@ -103,6 +139,7 @@ def test_a_first_sync_after_records_were_removed_equals_a_hub_installed_before_t
         report = check(engine, after.truth)
     assert report.perfect, report.problems
     assert installed_after == installed_before
+    assert merged_away(engine) == merged_before
     with engine.connect() as connection:
         kept = connection.execute(text(
             "SELECT COUNT(*) FROM association a JOIN source_record s ON s.id = a.source_id "
