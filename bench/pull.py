@@ -174,9 +174,12 @@ def hub_sync(url: str, scratch: Path, round_: int) -> int:
 def speed(records: int, rounds: int = 3) -> float:
     """Records/s of both, alternating, best of `rounds` each; returns the ratio hub / SDK."""
     from connectors.hubspot.objects import OBJECTS
+    from journeyhub.config import load_mappings, mappings_root
 
     spec = OBJECTS["contacts"]
-    properties, associations = list(spec.request_properties), list(spec.associations)
+    paths = load_mappings(mappings_root(), "hubspot")["contacts"].source_paths()
+    fields = dict.fromkeys(field.name for field in map(spec.source_field, paths) if field is not None)
+    properties, associations = spec.request_properties(fields), list(spec.associations)  # what the hub asks for
     best = {"sdk": 0.0, "hub": 0.0}
     with hubspot_child(records) as url, tempfile.TemporaryDirectory() as scratch:
         for round_ in range(rounds):

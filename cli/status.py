@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -11,25 +12,32 @@ from canonical.db import redact
 from canonical.models import Quarantine, SyncRun, SyncState
 from cli import context, output
 from cli.context import fail
-from journeyhub.config import check_all, mappings_root
-from journeyhub.settings import SYSTEMS
+from journeyhub.config import check_all, load_mappings, mappings_root
+from journeyhub.settings import SYSTEMS, Settings
 
 config_app = typer.Typer(help="Validate settings and configuration files.", no_args_is_help=True)
 JSON_OPTION = typer.Option(False, "--json", help="print one JSON document (see README) instead")
 
 
 @config_app.command("check")
-def config_check(as_json: bool = JSON_OPTION) -> None:
+def config_check(as_json: bool = JSON_OPTION,
+                 online: bool = typer.Option(False, "--online", help="also check every field the mappings read "
+                                             "against each configured CRM's own schema (reads no records)")
+                 ) -> None:
     """Validate settings and every YAML file under mappings/; list which CRMs are enabled."""
     current = context.settings()
     root = mappings_root(current)
     checked, problems = check_all(root)
     problems = current.problems() + problems
     enabled = current.enabled_systems()
+    fields: dict[str, list[dict[str, Any]]] = {}
+    if online and not problems:
+        problems += check_fields_online(current, root, fields, show=not as_json)
     if as_json:
         output.emit_json({"command": "config check", "valid": not problems, "database": redact(current.database_url),
                           "mappings": str(root), "files_checked": len(checked),
-                          "systems": {system: system in enabled for system in SYSTEMS}, "problems": problems})
+                          "systems": {system: system in enabled for system in SYSTEMS}, "problems": problems,
+                          **({"fields": fields} if online else {})})
     else:
         output.table("Journey Hub configuration", ["setting", "value"], [
             ("database", redact(current.database_url)), ("mappings", f"{root} ({len(checked)} files)"),
@@ -45,6 +53,43 @@ def config_check(as_json: bool = JSON_OPTION) -> None:
         output.say("[yellow]no CRM is configured yet: set HUBSPOT_ACCESS_TOKEN, SALESFORCE_INSTANCE_URL + "
                    "credentials, or DYNAMICS_URL + credentials (see README)[/]")
     output.say("[green]✓[/] configuration is valid")
+
+
+def check_fields_online(current: Settings, root: Path, found: dict[str, list[dict[str, Any]]], *,
+                        show: bool = True) -> list[str]:
+    """`config check --online`: each enabled CRM's mapped objects against the org's own schema (a describe per
+    object, no records read), per CRM and object into `found` (and printed unless `show` is off); returns
+    the problems (missing required fields, CRMs that cannot be reached)."""
+    from connectors.errors import ConnectorError
+    from journeyhub.connections import open_connector
+    from journeyhub.ingest.schema import check_online
+
+    problems: list[str] = []
+    for system in current.enabled_systems():
+        try:
+            connector = open_connector(system, current)
+            try:
+                plans = check_online(connector, load_mappings(root, system))
+            finally:
+                connector.close()
+        except ConnectorError as error:
+            problems.append(f"{system}: cannot check the fields against the org: {error.message}")
+            continue
+        found[system] = [{"object": plan.object_type, "fields_read": len(plan.fields),
+                          "missing_required": [use.name for use in plan.missing_required],
+                          "missing_optional": [use.name for use in plan.missing_optional],
+                          "warnings": list(plan.warnings())} for plan in plans]
+        if show:
+            output.table(f"{system}: mapped fields against the org's schema", ["object", "fields read", "missing"],
+                         [(item["object"], item["fields_read"],
+                           ", ".join([f"{name} (required)" for name in item["missing_required"]]
+                                     + [f"{name} (optional)" for name in item["missing_optional"]]) or "none")
+                          for item in found[system]], numeric={"fields read"})
+            for item in found[system]:
+                for warning in item["warnings"]:
+                    output.say(f"[yellow]warning:[/] {output.escape(warning)}")
+        problems += [problem for plan in plans if (problem := plan.problem())]
+    return problems
 
 
 def _latest_runs(engine: Engine) -> list[SyncRun]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from cli import context, output, stop
@@ -28,7 +29,7 @@ def sync_document(results: list[Any], full: bool) -> dict[str, Any]:
     return {"command": "sync", "run_id": results[0].run_id if results else None,
             "mode": "full" if full else "incremental", "status": overall(results),
             "systems": [{"system": result.system, "status": result.status, "error": result.error,
-                         "totals": result.totals().as_dict(),
+                         "totals": result.totals().as_dict(), "warnings": list(result.warnings),
                          "objects": [{"object": item.object_type, "status": item.status, "error": item.error,
                                       "seconds": round(item.seconds, 3), **item.counts.as_dict()}
                                      for item in result.objects]}
@@ -118,6 +119,8 @@ def sync(system: list[str] = typer.Option(None, "--system", help="hubspot, sales
         output.emit_json(sync_document(results, full))
     else:
         print_results(results, full)
+    for warning in (warning for result in results for warning in result.warnings):  # fields the org lacks
+        output.note(f"[yellow]warning:[/] {escape(warning)}")
     problems = [line for result in results for line in result.problems()]
     if problems:
         more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""

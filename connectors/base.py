@@ -3,10 +3,15 @@
 ```
 check()                      one cheap authenticated call; raises a connectors.errors class
 objects()                    the object types this connector can read
-describe(object_type)        fields from the CRM's metadata API (lets `config check` validate mappings)
-read(object_type, cursor, full=False) -> Iterator[Page]
-                             pages of RemoteRecords; each page carries the cursor to persist once the
-                             page is committed; deletions come as tombstones (deleted=True)
+describe(object_type)        fields from the CRM's metadata API (the hub checks what a mapping reads against it)
+fields_for(object_type, paths) -> {path: SourceField | None}
+                             which field of the CRM each mapping path reads (vendor knowledge: `properties.x`
+                             is HubSpot property `x`); None for what every record carries or the connector adds
+read(object_type, cursor, full=False, fields=None) -> Iterator[Page]
+                             pages of RemoteRecords with `fields` (the CRM's names; None: only the connector's
+                             own system fields) plus ids, cursor fields and delete/merge markers; each page
+                             carries the cursor to persist once the page is committed; deletions come as
+                             tombstones (deleted=True), with their last data where the CRM keeps it
 write(object_type, ops) -> list[WriteResult]
                              batched writes; one result per operation, in order
 ```
@@ -32,7 +37,7 @@ raw JSON). Mapping into the canonical model is a separate, declarative step.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -82,6 +87,18 @@ class FieldInfo:
 class ObjectDescription:
     object_type: str
     fields: dict[str, FieldInfo]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceField:
+    """A field of the CRM's schema that a mapping path reads: its name as the CRM's API spells it, and whether
+    an org may lack it unless the mapping says otherwise (custom fields, and fields that exist only with an
+    edition, a hub or an integration, are optional by default; the vendor's standard fields are required)."""
+
+    name: str
+    optional: bool = False
+    ask_if_absent: bool = False      # the CRM ignores a request naming a field it lacks: ask anyway, so a field
+                                     # created later (the hub's own marker, by its first push) arrives at once
 
 
 WriteKind = Literal["create", "update", "upsert", "delete"]
@@ -166,7 +183,10 @@ class Connector(Protocol):
 
     def describe(self, object_type: str) -> ObjectDescription: ...
 
-    def read(self, object_type: str, cursor: str | None, *, full: bool = False) -> Iterator[Page]: ...
+    def fields_for(self, object_type: str, paths: Iterable[str]) -> dict[str, SourceField | None]: ...
+
+    def read(self, object_type: str, cursor: str | None, *, full: bool = False,
+             fields: Sequence[str] | None = None) -> Iterator[Page]: ...
 
     def write(self, object_type: str, ops: Sequence[WriteOp]) -> list[WriteResult]: ...
 
@@ -192,4 +212,4 @@ class Connector(Protocol):
                      fields: Sequence[str]) -> dict[str, dict[str, Any]]: ...
 
     # ------------------------------------------------------------------ reconciliation
-    def reconcile_associations(self, object_type: str) -> Iterator[Page]: ...
+    def reconcile_associations(self, object_type: str, *, fields: Sequence[str] | None = None) -> Iterator[Page]: ...

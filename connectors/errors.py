@@ -38,6 +38,16 @@ class ConfigError(FatalError):
     """The CRM is not set up the way the hub needs (e.g. custom fields the admin must create)."""
 
 
+class FieldNotFound(ConfigError):
+    """The CRM refused a read naming a field it does not have (deleted since the hub last described the org):
+    describe again and read without it. `fields` are the names the CRM's answer gave, if it gave any."""
+
+    def __init__(self, system: str, message: str, *, fields: list[str] | None = None,
+                 status: int | None = None) -> None:
+        super().__init__(system, message, status=status)
+        self.fields = list(fields or [])
+
+
 class RetriableError(ConnectorError):
     """A transient failure; `retry_after` is the vendor's requested wait in seconds, if it gave one."""
 

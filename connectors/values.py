@@ -3,7 +3,7 @@ by the marker (Salesforce, Dataverse)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,7 +43,7 @@ class FlatRecordWriteback:
     def mirror_mode(self, object_type: str) -> MirrorMode:
         return "upsert"
 
-    def reconcile_associations(self, object_type: str) -> Iterator[Page]:
+    def reconcile_associations(self, object_type: str, *, fields: Sequence[str] | None = None) -> Iterator[Page]:
         """Nothing to do: associations are lookups on the records, and changing one marks the record modified,
         so incremental reads see it."""
         yield from ()

@@ -9,6 +9,7 @@ retriable one that outlives the connector's own retries fails the task, which Pr
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,10 +21,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 
 from connectors.base import Connector
-from connectors.errors import ConnectorError, FatalError, RetriableError
+from connectors.errors import ConnectorError, FatalError, FieldNotFound, RetriableError
+from flows.fields import publish_warnings, read_plan
 from flows.limits import throttle
 from flows.process import tune_gc
 from flows.runtime import (
+    HubContext,
     ProgressLog,
     final_state,
     hub_context,
@@ -36,6 +39,7 @@ from flows.runtime import (
 from journeyhub.config import load_mappings
 from journeyhub.connections import open_connector
 from journeyhub.ingest.loader import Counts, PageLoader
+from journeyhub.ingest.schema import SchemaMismatch, finish_read
 from journeyhub.ingest.spec import MappingSpec
 from journeyhub.ingest.sync import pull_pages
 from journeyhub.ingest.writer_lock import writer_lock
@@ -90,6 +94,8 @@ class ObjectResult:
     counts: Counts
     seconds: float
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)   # fields the org lacks, each said once per run
+    stopped_crm: bool = False                            # a fatal error that stops the whole CRM
 
 
 @dataclass
@@ -119,6 +125,10 @@ class SystemSync:
             lines.append(f"{self.system} stopped: {self.error}")
         return lines
 
+    @property
+    def warnings(self) -> list[str]:
+        return [warning for item in self.objects for warning in item.warnings]
+
     def totals(self) -> Counts:
         total = Counts()
         for item in self.objects:
@@ -127,13 +137,13 @@ class SystemSync:
 
 
 def pull_batch_plain(settings: Settings, system: SystemName, object_type: str, *, full: bool, run_id: str,
-                     run_row_id: int, max_pages: int) -> BatchResult:
-    """Store up to `max_pages` pages of one object from its persisted cursor."""
+                     run_row_id: int, max_pages: int, fields: list[str] | None = None) -> BatchResult:
+    """Store up to `max_pages` pages of one object from its persisted cursor, reading `fields`."""
     context = hub_context(settings)
     loader = PageLoader(context.engine, system, load_mappings(context.mappings, system), run_id, context.identity)
     batch = pull_pages(context.engine, connector_for(system, settings), loader, object_type, full=full,
                        max_pages=max_pages, run_row_id=run_row_id, group_records=settings.store_group_records,
-                       worker_after=settings.worker_after)
+                       worker_after=settings.worker_after, fields=fields)
     return BatchResult(batch.counts, batch.pages, batch.done)
 
 
@@ -153,47 +163,70 @@ pull_batch = task(name="pull-pages", cache_policy=NO_CACHE, retries=2, retry_del
                   tags=["crm-pull"])(pull_batch_plain)
 
 
+def pull_object(settings: Settings, context: HubContext, system: SystemName, spec: MappingSpec, *, full: bool,
+                run_id: str, pull: Callable[..., BatchResult],
+                progress: Callable[[str, str, Counts], None] | None) -> ObjectResult:
+    """Pull one object to the end from its persisted cursor, recording its run row: the fields to read are
+    planned against the org's schema first (`flows.fields`), and a field the CRM no longer has makes it
+    describe again once and read on without it."""
+    object_type = spec.object
+    started = time.perf_counter()
+    row = open_run(context.engine, run_id, "pull", system, object_type)
+    close_interrupted(context.engine, "pull", system, object_type, keep=row)
+    counts, first, warnings = Counts(), True, list[str]()
+    try:
+        plan = read_plan(context.engine, connector_for(system, settings), spec, row, counts, warnings)
+        while True:
+            try:
+                batch = pull(settings, system, object_type, full=(full or plan.reread) and first, run_id=run_id,
+                             run_row_id=row, max_pages=settings.page_task_size, fields=plan.fields)
+            except FieldNotFound:  # deleted since the org was described: describe again, read without it
+                if plan.refreshed:
+                    raise
+                plan = read_plan(context.engine, connector_for(system, settings), spec, row, counts, warnings,
+                                 refresh=True)
+                continue
+            first = False
+            counts.add(batch.counts)
+            if progress is not None:
+                progress(system, object_type, counts)
+            if batch.done or batch.counts.records_read == 0:  # an idle read: nothing more to pull
+                break
+        finish_read(context.engine, plan)
+    except (ConnectorError, SchemaMismatch) as error:
+        close_run(context.engine, row, "failed", str(error))
+        run_log("%s %s failed: %s", system, object_type, error, level=40)
+        stopped = isinstance(error, FatalError) and not isinstance(error, FieldNotFound)
+        return ObjectResult(object_type, "failed", counts, time.perf_counter() - started, str(error), warnings,
+                            stopped_crm=stopped)
+    except Exception as error:
+        close_run(context.engine, row, "failed", f"{type(error).__name__}: {error}")
+        raise
+    status = "partial" if counts.quarantined else "succeeded"
+    close_run(context.engine, row, status)
+    return ObjectResult(object_type, status, counts, time.perf_counter() - started, warnings=warnings)
+
+
 def sync_system(settings: Settings, system: SystemName, *, full: bool = False, objects: list[str] | None = None,
                 run_id: str | None = None, pull: Callable[..., BatchResult] = pull_batch_plain,
                 progress: Callable[[str, str, Counts], None] | None = None) -> SystemSync:
-    """Pull every mapped object of one CRM, in dependency order, recording a run per object."""
-    import time
-
+    """Pull every mapped object of one CRM, in dependency order, recording a run per object; one run at a time
+    writes an object (`journeyhub.ingest.writer_lock`)."""
     context = hub_context(settings)
     run_id = run_id or new_run_id()
     result = SystemSync(system, run_id)
     mappings = load_mappings(context.mappings, system)
     for object_type in ordered_objects(mappings, objects):
         with writer_lock(context.engine, system, object_type, on_wait=partial(run_log, WAITING, system, object_type)):
-            started = time.perf_counter()
-            row = open_run(context.engine, run_id, "pull", system, object_type)
-            close_interrupted(context.engine, "pull", system, object_type, keep=row)
-            counts, first = Counts(), True
-            try:
-                while True:
-                    batch = pull(settings, system, object_type, full=full and first, run_id=run_id,
-                                 run_row_id=row, max_pages=settings.page_task_size)
-                    first = False
-                    counts.add(batch.counts)
-                    if progress is not None:
-                        progress(system, object_type, counts)
-                    if batch.done or batch.counts.records_read == 0:  # an idle read: nothing more to pull
-                        break
-            except ConnectorError as error:
-                close_run(context.engine, row, "failed", str(error))
-                run_log("%s %s failed: %s", system, object_type, error, level=40)
-                result.objects.append(ObjectResult(object_type, "failed", counts, time.perf_counter() - started,
-                                                   str(error)))
-                if isinstance(error, FatalError):
-                    result.error = str(error)
-                    break
-                continue
-            except Exception as error:
-                close_run(context.engine, row, "failed", f"{type(error).__name__}: {error}")
-                raise
-            status = "partial" if counts.quarantined else "succeeded"
-            close_run(context.engine, row, status)
-            result.objects.append(ObjectResult(object_type, status, counts, time.perf_counter() - started))
+            item = pull_object(settings, context, system, mappings[object_type], full=full, run_id=run_id,
+                               pull=pull, progress=progress)
+        result.objects.append(item)
+        if item.stopped_crm:  # a fatal error is the CRM's (credentials, permissions), not one object's
+            result.error = item.error
+            break
+        if item.status == "failed":
+            continue
+        counts = item.counts
         run_log("%s %s: read %d, inserted %d, updated %d, deleted %d, quarantined %d, skipped %d, %d API calls",
                 system, object_type, counts.records_read, counts.inserted, counts.updated, counts.deleted,
                 counts.quarantined, counts.skipped, counts.api_calls)
@@ -208,6 +241,7 @@ def sync_crm(system: SystemName, full: bool = False, objects: list[str] | None =
     result = sync_system(settings, system, full=full, objects=objects, pull=pull_batch,
                          progress=ProgressLog(run_log))
     publish_sync(result)
+    publish_warnings(result)
     totals = result.totals()
     message = "; ".join(result.problems()) or (
         f"{system}: {len(result.objects)} objects, {totals.records_read} records read, {totals.inserted} inserted, "

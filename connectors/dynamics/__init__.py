@@ -8,11 +8,11 @@ this relies on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
-from connectors.base import ObjectDescription, Page, WriteOp, WriteResult
+from connectors.base import ObjectDescription, Page, SourceField, WriteOp, WriteResult
 from connectors.dynamics.client import DataverseClient, DynamicsConfig
-from connectors.dynamics.objects import ENTITY_SETS, SYSTEM, entity_set
+from connectors.dynamics.objects import ENTITY_SETS, SYSTEM, entity_set, source_field
 from connectors.dynamics.reader import Reader, describe
 from connectors.dynamics.writeback import DynamicsWriteback
 from connectors.dynamics.writer import Writer
@@ -47,8 +47,16 @@ class DynamicsConnector(DynamicsWriteback):
     def describe(self, object_type: str) -> ObjectDescription:
         return describe(self.client, entity_set(object_type))
 
-    def read(self, object_type: str, cursor: str | None, *, full: bool = False) -> Iterator[Page]:
-        yield from self.reader.read(entity_set(object_type), cursor, full)
+    def fields_for(self, object_type: str, paths: Iterable[str]) -> dict[str, SourceField | None]:
+        """A path's first segment is the column (`_x_value` for lookups); `_lookup.*` is enrichment. Columns
+        with a publisher prefix (`new_…`) are optional by default."""
+        entity_set(object_type)
+        return {path: source_field(path) for path in paths}
+
+    def read(self, object_type: str, cursor: str | None, *, full: bool = False,
+             fields: Sequence[str] | None = None) -> Iterator[Page]:
+        """Pages of the columns `fields` (see `Reader`)."""
+        yield from self.reader.read(entity_set(object_type), cursor, full, fields)
 
     def write(self, object_type: str, ops: Sequence[WriteOp]) -> list[WriteResult]:
         return self.writer.write(object_type, ops)

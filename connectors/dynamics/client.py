@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import re
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from connectors.errors import (
     ConfigError,
     ConnectorError,
     FatalError,
+    FieldNotFound,
     PermissionDenied,
     RateLimited,
     SkippableError,
@@ -39,6 +41,7 @@ log = logging.getLogger("journeyhub.connectors.dynamics")
 
 
 TOKEN_MARGIN_SECONDS = 60          # refresh this long before the token's `expires_in` runs out
+UNKNOWN_PROPERTY = re.compile(r"property named '([^']+)'")   # "Could not find a property named 'x' on type …"
 UNKNOWN_SEGMENT = "0x8006088a"     # "Resource not found for the segment 'Account'."
 THROTTLED = {"0x80072322", "0x80072321", "0x80072326"}  # service protection: requests, time, concurrency
 
@@ -197,9 +200,9 @@ def translate(status: int, headers: httpx.Headers, body: Any, what: str, *, refr
         return ConfigError(SYSTEM, f"{detail} — no such entity set in this environment (names are plural and "
                            "case-sensitive)", status=status)
     if "Could not find a property named" in message:
-        return ConfigError(SYSTEM, f"{detail} — a column the hub reads does not exist in this environment; "
-                           "create it (docs/crm-conventions.md) or remove it from the connector's table",
-                           status=status)
+        return FieldNotFound(SYSTEM, f"{detail} — a column the hub reads or writes does not exist in this "
+                             "environment; create it (docs/crm-conventions.md) or change the mapping",
+                             fields=UNKNOWN_PROPERTY.findall(message), status=status)
     if single_record:
         return SkippableError(SYSTEM, detail)
     return RequestRejected(detail, status=status, code=code)

@@ -1,20 +1,27 @@
 """The Dataverse tables the hub reads and writes, as data: one row per entity set, no class per table.
 
-`columns` are what the default mappings read (docs/crm-conventions.md) and go into `$select`; `lookups` are
-the `_x_value` properties also selected (their target table comes back in the lookuplogicalname annotation);
-`tracked` says whether to try change tracking (Dataverse ships `systemusers` with it off, so the hub goes
-straight to the `modifiedon` fallback there instead of spending a call on the refusal); `bind` is the
-navigation property a write uses to point a row at another one (`{target}` = the target's logical name).
+Which columns are read is the mappings' business: the hub passes the columns its mapping reads (`_x_value`
+lookups included; their target table comes back in the lookuplogicalname annotation) and `select` adds the
+primary key and the `createdon`/`modifiedon` every read needs. `tracked` says whether to try change tracking
+(Dataverse ships `systemusers` with it off, so the hub goes straight to the `modifiedon` fallback there instead
+of spending a call on the refusal); `bind` is the navigation property a write uses to point a row at another
+one (`{target}` = the target's logical name).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from connectors.base import SourceField
 from connectors.errors import ConfigError
 
 SYSTEM = "dynamics"
-_ROW = ("createdon", "modifiedon")
+ROW_COLUMNS = ("createdon", "modifiedon")
+#: a publisher prefix (`new_`, `contoso_`, first-party solutions' `msdyn_`): a column a standard org may lack.
+#: Dataverse's own compound names (`address1_city`) are not prefixes.
+PUBLISHER_PREFIX = re.compile(r"^(?!address\d_)[a-z][a-z0-9]*_[a-z0-9_]+$")
 
 
 @dataclass(frozen=True)
@@ -22,49 +29,36 @@ class EntitySet:
     name: str                      # entity set (URL segment), e.g. "contacts"
     logical: str                   # table logical name, e.g. "contact"
     key: str                       # primary key column
-    columns: tuple[str, ...]
-    lookups: tuple[str, ...] = ()
     tracked: bool = True
     bind: str | None = None        # navigation property for WriteOp.associations
 
-    @property
-    def select(self) -> str:
-        """The `$select` list: columns and lookups (the primary key always comes back anyway)."""
-        return ",".join((self.key, *self.columns, *self.lookups))
+    def select(self, columns: Sequence[str] | None = ()) -> str:
+        """The `$select` list: the primary key, created/modified and the columns asked for."""
+        return ",".join(dict.fromkeys((self.key, *ROW_COLUMNS, *(columns or ()))))
 
 
-_PERSON = ("firstname", "lastname", "fullname", "emailaddress1", "telephone1", "mobilephone", "merged",
-           "statecode", "statuscode", *_ROW)
-_ACTIVITY = ("subject", "description", "statecode", "statuscode", "actualend", "scheduledend", *_ROW)
-_ACTIVITY_LOOKUPS = ("_regardingobjectid_value", "_ownerid_value")
+def source_field(path: str) -> SourceField | None:
+    """The column (or `_x_value` lookup property) a mapping path reads; None for the connector's `_lookup`
+    enrichment and OData annotations. Columns with a publisher prefix are optional by default."""
+    name = path.split(".", 1)[0]
+    if name.startswith("_lookup") or name.startswith("@"):
+        return None
+    column = name[1:-len("_value")] if name.startswith("_") and name.endswith("_value") else name
+    return SourceField(name, optional=bool(PUBLISHER_PREFIX.match(column)))
+
 
 ENTITY_SETS: dict[str, EntitySet] = {entity.name: entity for entity in (
-    EntitySet("contacts", "contact", "contactid", _PERSON,
-              ("_parentcustomerid_value", "_originatingleadid_value", "_ownerid_value", "_masterid_value")),
-    EntitySet("leads", "lead", "leadid", (*_PERSON, "companyname", "subject", "leadsourcecode"),
-              ("_parentcontactid_value", "_parentaccountid_value", "_ownerid_value", "_masterid_value")),
-    EntitySet("accounts", "account", "accountid", ("name", "websiteurl", "telephone1", "statecode", *_ROW),
-              ("_ownerid_value",)),
-    EntitySet("opportunities", "opportunity", "opportunityid",
-              ("name", "estimatedvalue", "actualvalue", "estimatedclosedate", "actualclosedate", "statecode",
-               "statuscode", "stepname", *_ROW),
-              ("_customerid_value", "_parentcontactid_value", "_parentaccountid_value", "_ownerid_value")),
-    EntitySet("incidents", "incident", "incidentid",
-              ("title", "ticketnumber", "description", "prioritycode", "caseorigincode", "statecode", "statuscode",
-               *_ROW),
-              ("_customerid_value", "_ownerid_value")),
-    EntitySet("phonecalls", "phonecall", "activityid", (*_ACTIVITY, "directioncode", "phonenumber"),
-              _ACTIVITY_LOOKUPS, bind="regardingobjectid_{target}_phonecall"),
-    EntitySet("appointments", "appointment", "activityid", (*_ACTIVITY, "scheduledstart", "location"),
-              _ACTIVITY_LOOKUPS, bind="regardingobjectid_{target}_appointment"),
-    EntitySet("emails", "email", "activityid", (*_ACTIVITY, "directioncode", "sender", "torecipients"),
-              _ACTIVITY_LOOKUPS, bind="regardingobjectid_{target}_email"),
-    EntitySet("tasks", "task", "activityid", (*_ACTIVITY, "category", "new_surveyscore", "new_externalid"),
-              _ACTIVITY_LOOKUPS, bind="regardingobjectid_{target}_task"),
-    EntitySet("annotations", "annotation", "annotationid", ("subject", "notetext", "objecttypecode", *_ROW),
-              ("_objectid_value", "_ownerid_value"), bind="objectid_{target}"),
-    EntitySet("systemusers", "systemuser", "systemuserid",
-              ("fullname", "internalemailaddress", "isdisabled", *_ROW), tracked=False),
+    EntitySet("contacts", "contact", "contactid"),
+    EntitySet("leads", "lead", "leadid"),
+    EntitySet("accounts", "account", "accountid"),
+    EntitySet("opportunities", "opportunity", "opportunityid"),
+    EntitySet("incidents", "incident", "incidentid"),
+    EntitySet("phonecalls", "phonecall", "activityid", bind="regardingobjectid_{target}_phonecall"),
+    EntitySet("appointments", "appointment", "activityid", bind="regardingobjectid_{target}_appointment"),
+    EntitySet("emails", "email", "activityid", bind="regardingobjectid_{target}_email"),
+    EntitySet("tasks", "task", "activityid", bind="regardingobjectid_{target}_task"),
+    EntitySet("annotations", "annotation", "annotationid", bind="objectid_{target}"),
+    EntitySet("systemusers", "systemuser", "systemuserid", tracked=False),
 )}
 
 BY_LOGICAL: dict[str, EntitySet] = {entity.logical: entity for entity in ENTITY_SETS.values()}

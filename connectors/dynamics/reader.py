@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -72,9 +72,9 @@ def prefer(page_size: int, *, tracking: bool) -> str:
     return ", ".join(["odata.track-changes", *items] if tracking else items)
 
 
-def fingerprint(entity: EntitySet) -> str:
+def fingerprint(select: str) -> str:
     """Changes when the selected columns change, so a deltaLink built for other columns is not reused."""
-    return hashlib.blake2b(entity.select.encode(), digest_size=6).hexdigest()
+    return hashlib.blake2b(select.encode(), digest_size=6).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------- cursor
@@ -147,64 +147,68 @@ class Reader:
         self.client = client
         self.page_size = page_size
 
-    def read(self, entity: EntitySet, cursor: str | None, full: bool) -> Iterator[Page]:
+    def read(self, entity: EntitySet, cursor: str | None, full: bool,
+             columns: Sequence[str] | None = None) -> Iterator[Page]:
+        """Pages of `columns` (plus the key and created/modified) from `cursor`."""
         meter = self.client.meter.pages()
-        state = None if full else self._resumable(entity, cursor)
+        select = entity.select(columns)
+        state = None if full else self._resumable(entity, cursor, select)
         if state is None:
-            yield from self._fresh(entity, meter)
+            yield from self._fresh(entity, select, meter)
         elif state.mode == "modifiedon":
-            yield from self._by_modifiedon(entity, state, meter)
+            yield from self._by_modifiedon(entity, select, state, meter)
         else:
-            yield from self._tracked(entity, state, meter)
+            yield from self._tracked(entity, select, state, meter)
 
-    def _resumable(self, entity: EntitySet, text: str | None) -> Cursor | None:
+    def _resumable(self, entity: EntitySet, text: str | None, select: str) -> Cursor | None:
         state = Cursor.loads(text)
         if text and state is None:
             log.warning("%s: the saved cursor is not one this connector wrote; reading everything again", entity.name)
-        elif state is not None and state.mode != "modifiedon" and state.columns != fingerprint(entity):
+        elif state is not None and state.mode != "modifiedon" and state.columns != fingerprint(select):
             log.warning("%s: the columns read have changed since the saved delta link; reading everything again",
                         entity.name)
             return None
         return state
 
-    def _fresh(self, entity: EntitySet, meter: PageCalls) -> Iterator[Page]:
+    def _fresh(self, entity: EntitySet, select: str, meter: PageCalls) -> Iterator[Page]:
         if entity.tracked:
-            yield from self._tracked(entity, Cursor("initial", columns=fingerprint(entity)), meter)
+            yield from self._tracked(entity, select, Cursor("initial", columns=fingerprint(select)), meter)
         else:
-            yield from self._by_modifiedon(entity, Cursor("modifiedon"), meter)
+            yield from self._by_modifiedon(entity, select, Cursor("modifiedon"), meter)
 
     # ------------------------------------------------------------------ change tracking
-    def _tracked(self, entity: EntitySet, state: Cursor, meter: PageCalls) -> Iterator[Page]:
+    def _tracked(self, entity: EntitySet, select: str, state: Cursor, meter: PageCalls) -> Iterator[Page]:
         """A change-tracking read from `state`: the initial load, its continuation, or a delta read."""
         url = state.next or state.link
         try:
-            body = self._get(url or entity.name, None if url else {"$select": entity.select}, tracking=True)
+            body = self._get(url or entity.name, None if url else {"$select": select}, tracking=True)
         except RequestRejected as error:
-            yield from self._rejected(entity, state, error, meter)
+            yield from self._rejected(entity, select, state, error, meter)
             return
-        yield from self._tracked_pages(entity, state.link if state.mode == "delta" else None, body, meter)
+        yield from self._tracked_pages(entity, select, state.link if state.mode == "delta" else None, body, meter)
 
-    def _rejected(self, entity: EntitySet, state: Cursor, error: RequestRejected, meter: PageCalls) -> Iterator[Page]:
+    def _rejected(self, entity: EntitySet, select: str, state: Cursor, error: RequestRejected,
+                  meter: PageCalls) -> Iterator[Page]:
         """The first request of a tracked read was refused: fall back, never loop."""
         if error.code == NOT_TRACKED:
             log.warning("%s: change tracking is off for this table (%s); reading by modifiedon instead, which "
                         "cannot see deletes — turn on 'Track changes' for the table to get them", entity.name,
                         error.message)
-            yield from self._by_modifiedon(entity, Cursor("modifiedon"), meter)
+            yield from self._by_modifiedon(entity, select, Cursor("modifiedon"), meter)
             return
         if state.mode == "initial" and state.next is None:
             raise error
         if state.mode == "delta" and state.next is not None and state.link is not None:
             log.warning("%s: the saved page link of a delta read was rejected (%s); starting that delta read over",
                         entity.name, error.message)
-            yield from self._tracked(entity, Cursor("delta", link=state.link, columns=state.columns), meter)
+            yield from self._tracked(entity, select, Cursor("delta", link=state.link, columns=state.columns), meter)
             return
         why = ("the change-tracking token has expired (older than the organisation's ExpireChangeTrackingInDays)"
                if error.code == EXPIRED_TOKEN else f"the saved link was rejected ({error.message})")
         log.warning("%s: %s; reading the whole table again (unchanged rows are not rewritten)", entity.name, why)
-        yield from self._tracked(entity, Cursor("initial", columns=fingerprint(entity)), meter)
+        yield from self._tracked(entity, select, Cursor("initial", columns=fingerprint(select)), meter)
 
-    def _tracked_pages(self, entity: EntitySet, base: str | None, body: dict[str, Any],
+    def _tracked_pages(self, entity: EntitySet, select: str, base: str | None, body: dict[str, Any],
                        meter: PageCalls) -> Iterator[Page]:
         """Pages of one tracked read, up to its deltaLink. `base`: the deltaLink a delta read started from."""
         mode = "delta" if base else "initial"
@@ -214,9 +218,9 @@ class Reader:
             watermark.advance([record for record in records if not record.deleted])
             next_link, delta_link = body.get("@odata.nextLink"), body.get("@odata.deltaLink")
             if next_link:
-                cursor = Cursor(mode, link=base, next=next_link, columns=fingerprint(entity))
+                cursor = Cursor(mode, link=base, next=next_link, columns=fingerprint(select))
             elif delta_link:
-                cursor = Cursor("delta", link=delta_link, columns=fingerprint(entity))
+                cursor = Cursor("delta", link=delta_link, columns=fingerprint(select))
             else:
                 log.warning("%s: Dataverse did not apply change tracking (no deltaLink); continuing by modifiedon",
                             entity.name)
@@ -227,9 +231,9 @@ class Reader:
             body = self._get(next_link, None, tracking=True)
 
     # ------------------------------------------------------------------ modifiedon fallback
-    def _by_modifiedon(self, entity: EntitySet, state: Cursor, meter: PageCalls) -> Iterator[Page]:
+    def _by_modifiedon(self, entity: EntitySet, select: str, state: Cursor, meter: PageCalls) -> Iterator[Page]:
         watermark = Watermark(state.since, state.seen)
-        params = {"$select": entity.select, "$orderby": f"modifiedon asc,{entity.key} asc"}
+        params = {"$select": select, "$orderby": f"modifiedon asc,{entity.key} asc"}
         if watermark.since is not None:
             params["$filter"] = f"modifiedon ge {format_time(watermark.since - LOOKBACK)}"
         body = self._get(entity.name, params, tracking=False)

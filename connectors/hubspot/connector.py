@@ -3,10 +3,10 @@ needs (connectors/hubspot/writeback.py) and association reconciliation."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 
-from connectors.base import FieldInfo, ObjectDescription, Page, WriteOp, WriteResult
+from connectors.base import FieldInfo, ObjectDescription, Page, SourceField, WriteOp, WriteResult
 from connectors.hubspot.client import SYSTEM, HubSpotClient, HubSpotConfig
 from connectors.hubspot.objects import OBJECTS, STATIC_FIELDS
 from connectors.hubspot.reader import Reader
@@ -56,15 +56,24 @@ class HubSpotConnector(HubSpotWriteback):
                                              external_id=bool(item.get("hasUniqueValue")))
         return ObjectDescription(object_type, fields)
 
-    def read(self, object_type: str, cursor: str | None, *, full: bool = False) -> Iterator[Page]:
-        """Pages of RemoteRecords (a generator): a full load without a cursor or with `full`, else changes
-        since the cursor, deletions as tombstones. Persist each page's cursor once the page is stored."""
-        return self.reader.read(object_type, cursor, full)
+    def fields_for(self, object_type: str, paths: Iterable[str]) -> dict[str, SourceField | None]:
+        """`properties.x` → property `x`; the record envelope (`id`, `createdAt`, `archived`, …) and `_`
+        enrichment → None. For owners, pipelines and email events, the document's top-level keys."""
+        spec = self.reader.spec(object_type)
+        return {path: spec.source_field(path) for path in paths}
 
-    def reconcile_associations(self, object_type: str, since: datetime | None = None) -> Iterator[Page]:
+    def read(self, object_type: str, cursor: str | None, *, full: bool = False,
+             fields: Sequence[str] | None = None) -> Iterator[Page]:
+        """Pages of RemoteRecords (a generator): a full load without a cursor or with `full` (archived records
+        included, as tombstones with their data), else changes since the cursor, deletions as tombstones.
+        `fields`: the properties to read. Persist each page's cursor once the page is stored."""
+        return self.reader.read(object_type, cursor, full, fields)
+
+    def reconcile_associations(self, object_type: str, since: datetime | None = None, *,
+                               fields: Sequence[str] | None = None) -> Iterator[Page]:
         """Records active since `since` (default: the reconcile window) with freshly read associations, as
-        full records; their pages carry no cursor. Association changes do not move `updatedAt`."""
-        return self.reader.reconcile(object_type, since)
+        full records with `fields`; their pages carry no cursor. Association changes do not move `updatedAt`."""
+        return self.reader.reconcile(object_type, since, fields)
 
     def write(self, object_type: str, ops: Sequence[WriteOp]) -> list[WriteResult]:
         return self.writer.write(object_type, ops)

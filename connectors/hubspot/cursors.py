@@ -3,9 +3,10 @@
 Cursors are JSON strings and each page carries the one that is safe to persist once that page is stored:
 
 - CRM objects, full load: `{"v": 1, "mode": "full", "after", "started", "high", "seen"}` — the list
-  endpoint's paging token, so a killed full load continues where it stopped. When the list ends the cursor
-  becomes the incremental watermark below, starting at min(newest modification seen, start of the load) so
-  that records changed while the load was paging are read again.
+  endpoint's paging token, so a killed full load continues where it stopped; `"phase": "archived"` once the
+  live list is done and the archived list (records deleted before the load) is being paged. When that list
+  ends too the cursor becomes the incremental watermark below, starting at min(newest modification seen,
+  start of the load) so that records changed while the load was paging are read again.
 - CRM objects, incremental: `{"v": 1, "mode": "incremental", "since", "seen", "archived"}` — `since` is the
   newest modified time (epoch ms) stored, `seen` the ids (→ modified time) stored within the lookback before
   it. A read searches `modified >= since - lookback`, drops records already seen with the same modified
@@ -105,14 +106,17 @@ class Watermark:
 
 @dataclass
 class FullLoad:
-    """Where a full load is: the list's paging token, when it started, the newest modification it has seen,
-    and what it stored within the lookback before the watermark the incremental reads will start from."""
+    """Where a full load is: the list's paging token (the live list, then the archived one), when it started,
+    the newest modification it has seen, and what it stored within the lookback before the watermark the
+    incremental reads will start from."""
 
     started: int
     after: str | None = None
     high: int | None = None
     seen: dict[str, int] = field(default_factory=dict)
     lookback_ms: int = 0
+    archived: bool = False              # paging the archived list (the live one is done)
+    finished: bool = False
 
     @property
     def watermark(self) -> int:
@@ -127,9 +131,9 @@ class FullLoad:
         self.seen = {key: moment for key, moment in self.seen.items() if moment >= low}
 
     def cursor(self) -> dict[str, Any]:
-        if self.after:
+        if not self.finished:
             return {"mode": "full", "after": self.after, "started": self.started, "high": self.high,
-                    "seen": self.seen}
+                    "seen": self.seen, **({"phase": "archived"} if self.archived else {})}
         return {"mode": "incremental", "since": self.watermark, "seen": self.seen,
                 "archived": {"checked": self.started, "since": self.started, "seen": {}}}
 
@@ -138,4 +142,5 @@ class FullLoad:
         if state is None:
             return cls(now_ms(), lookback_ms=lookback_ms)
         return cls(int(state["started"]), state.get("after"), state.get("high"),
-                   {str(k): int(v) for k, v in (state.get("seen") or {}).items()}, lookback_ms)
+                   {str(k): int(v) for k, v in (state.get("seen") or {}).items()}, lookback_ms,
+                   archived=state.get("phase") == "archived")

@@ -1,67 +1,77 @@
-"""The object table: what the connector reads for each HubSpot object type, as data.
+"""The object table: how the connector reads each HubSpot object type, as data.
 
-`properties` are the ones the default mappings read (docs/crm-conventions.md); HubSpot returns only what is
-asked for, so a mapping that reads another property needs it added here. `associations` are fetched with
-each record and exposed to mappings as `_associations.<type>` (lists of ids as strings). `stages` names the
-pipeline object type whose stage metadata is attached as `_stage` (label, isClosed, isWon).
+Which properties are read is the mappings' business: the hub passes the properties its mapping reads
+(`fields_for` translates `properties.x` to `x`), and the connector adds its own — the modified-date property the
+cursor follows and, for deals and tickets, the pipeline and stage it attaches `_stage` from. `associations` are
+fetched with each record and exposed to mappings as `_associations.<type>` (lists of ids as strings);
+`archived_associations` are the ones an archived record is read with (HubSpot unassociates an archived contact
+from its activities, deals and tickets: only its own side still lists them). `stages` names the pipeline
+object type whose stage metadata is attached as `_stage` (label, isClosed, isWon).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
+
+from connectors.base import SourceField
 
 Kind = Literal["crm", "owners", "pipelines", "email_events"]
 
 #: the property the hub stamps on the notes/tasks it writes back (value `jh:…`); pulls skip those records
 MARKER_PROPERTY = "journeyhub_item_id"
 ENGAGEMENT_ASSOCIATIONS = ("contacts", "deals", "tickets", "companies")
+ENGAGEMENTS = ("calls", "meetings", "notes", "tasks", "emails")
+#: what every CRM record carries besides its properties (never asked for, never missing)
+ENVELOPE = frozenset({"id", "createdAt", "updatedAt", "archived", "archivedAt"})
+#: properties not every portal has: Service Hub's feedback, the Salesforce integration's ids, the hub's own
+#: properties (created by its first push)
+OPTIONAL_PROPERTIES = re.compile(r"^(hs_feedback_|salesforce\w*id$|journeyhub_|journey_)")
 
 
 @dataclass(frozen=True)
 class ObjectSpec:
     name: str
     kind: Kind = "crm"
-    properties: tuple[str, ...] = ()
     modified_property: str = "hs_lastmodifieddate"
     associations: tuple[str, ...] = ()
+    archived_associations: tuple[str, ...] | None = None   # None: the same as `associations`
     stages: str | None = None           # "deals"/"tickets": attach the record's pipeline stage as `_stage`
     stage_properties: tuple[str, str] = ("pipeline", "dealstage")
 
+    def request_properties(self, fields: Iterable[str] | None) -> list[str]:
+        """What to ask for: the mapped properties, the modified date the cursor follows, and the pipeline and
+        stage `_stage` is read from."""
+        own = (self.modified_property, *(self.stage_properties if self.stages else ()))
+        return list(dict.fromkeys((*(fields or ()), *own)))
+
     @property
-    def request_properties(self) -> list[str]:
-        """What to ask for: the mapped properties plus the modified-date property the cursor follows."""
-        names = dict.fromkeys((*self.properties, self.modified_property))
-        return list(names)
+    def archived_with(self) -> tuple[str, ...]:
+        return self.associations if self.archived_associations is None else self.archived_associations
 
-
-def _engagement(name: str, *properties: str) -> ObjectSpec:
-    return ObjectSpec(name, properties=("hs_timestamp", "hubspot_owner_id", "hs_createdate", *properties),
-                      associations=ENGAGEMENT_ASSOCIATIONS)
+    def source_field(self, path: str) -> SourceField | None:
+        """The property (or, for owners, pipelines and email events, the document key) a mapping path reads;
+        None for the record envelope and the connector's `_` enrichment."""
+        head, _, rest = path.partition(".")
+        if head.startswith("_") or (self.kind == "crm" and head in ENVELOPE):
+            return None
+        if self.kind == "crm" and head == "properties" and rest:
+            name = rest.split(".", 1)[0]
+            # HubSpot leaves a property it does not have out of the answer: asking for one costs nothing
+            return SourceField(name, optional=bool(OPTIONAL_PROPERTIES.match(name)), ask_if_absent=True)
+        return SourceField(path if self.kind == "crm" else head)
 
 
 OBJECTS: dict[str, ObjectSpec] = {spec.name: spec for spec in (
-    ObjectSpec("contacts", modified_property="lastmodifieddate", associations=("companies",), properties=(
-        "email", "firstname", "lastname", "phone", "mobilephone", "company", "hubspot_owner_id", "createdate",
-        "lifecyclestage", "hs_lead_status", "first_conversion_date", "first_conversion_event_name",
-        "recent_conversion_date", "recent_conversion_event_name", "num_conversion_events",
-        "hs_feedback_last_nps_rating", "hs_feedback_last_survey_date", "salesforcecontactid", "salesforceleadid",
-        "hs_merged_object_ids")),
-    ObjectSpec("companies", properties=("name", "domain", "industry", "phone", "hubspot_owner_id", "createdate")),
-    ObjectSpec("deals", associations=("contacts", "companies"), stages="deals", properties=(
-        "dealname", "amount", "deal_currency_code", "pipeline", "dealstage", "closedate", "createdate",
-        "hs_is_closed", "hs_is_closed_won", "hubspot_owner_id")),
+    ObjectSpec("contacts", modified_property="lastmodifieddate", associations=("companies",),
+               archived_associations=("companies", "deals", "tickets", *ENGAGEMENTS)),
+    ObjectSpec("companies"),
+    ObjectSpec("deals", associations=("contacts", "companies"), stages="deals"),
     ObjectSpec("tickets", associations=("contacts", "companies", "deals"), stages="tickets",
-               stage_properties=("hs_pipeline", "hs_pipeline_stage"), properties=(
-                   "subject", "content", "hs_pipeline", "hs_pipeline_stage", "hs_ticket_priority", "source_type",
-                   "createdate", "closed_date", "hs_is_closed", "hubspot_owner_id")),
-    _engagement("notes", "hs_note_body", MARKER_PROPERTY),
-    _engagement("calls", "hs_call_title", "hs_call_body", "hs_call_direction", "hs_call_status", "hs_call_duration"),
-    _engagement("meetings", "hs_meeting_title", "hs_meeting_body", "hs_meeting_start_time", "hs_meeting_end_time",
-                "hs_meeting_outcome"),
-    _engagement("tasks", "hs_task_subject", "hs_task_body", "hs_task_status", "hs_task_type", "hs_task_priority",
-                MARKER_PROPERTY),
-    _engagement("emails", "hs_email_subject", "hs_email_text", "hs_email_direction", "hs_email_status"),
+               stage_properties=("hs_pipeline", "hs_pipeline_stage")),
+    *(ObjectSpec(name, associations=ENGAGEMENT_ASSOCIATIONS) for name in ENGAGEMENTS),
     ObjectSpec("owners", kind="owners"),
     ObjectSpec("pipelines", kind="pipelines"),
     ObjectSpec("email_events", kind="email_events"),

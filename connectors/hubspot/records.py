@@ -74,21 +74,25 @@ class RecordContext:
         properties = raw.get("properties") or {}
         return to_ms(properties.get(self.spec.modified_property) or raw.get("updatedAt")) or 0
 
-    def records(self, raws: list[dict[str, Any]], *, inline: bool) -> list[RemoteRecord]:
+    def records(self, raws: list[dict[str, Any]], *, inline: bool, archived: bool = False) -> list[RemoteRecord]:
+        """`archived`: records of the archived list, tombstones that keep their last properties and the
+        associations on their own side (`ObjectSpec.archived_with`)."""
         if not raws:
             return []
+        wanted = self.spec.archived_with if archived else self.spec.associations
         if inline:
-            linked = {str(raw["id"]): inline_associations(raw.get("associations"), self.spec.associations)
-                      for raw in raws}
+            linked = {str(raw["id"]): inline_associations(raw.get("associations"), wanted) for raw in raws}
         else:
             linked = self.fetch_associations([str(raw["id"]) for raw in raws])
-        return [self.record(raw, linked.get(str(raw["id"]))) for raw in raws]
+        return [self.record(raw, linked.get(str(raw["id"])), wanted, archived=archived) for raw in raws]
 
-    def record(self, raw: dict[str, Any], associations: dict[str, list[str]] | None) -> RemoteRecord:
+    def record(self, raw: dict[str, Any], associations: dict[str, list[str]] | None,
+               wanted: tuple[str, ...] | None = None, *, archived: bool = False) -> RemoteRecord:
         raw.pop("associations", None)  # read into `_associations` already; `raw` is this page's own parse
+        wanted = self.spec.associations if wanted is None else wanted
         extra: dict[str, Any] = {}
-        if self.spec.associations:
-            extra["_associations"] = associations or {name: [] for name in self.spec.associations}
+        if wanted:
+            extra["_associations"] = associations or {name: [] for name in wanted}
         if self.spec.stages:
             pipeline_property, stage_property = self.spec.stage_properties
             properties = raw.get("properties") or {}
@@ -96,8 +100,9 @@ class RecordContext:
             if stage is not None:
                 extra["_stage"] = {key: stage[key] for key in ("pipelineLabel", "label", "displayOrder",
                                                                "isClosed", "isWon")}
+        modified = archived_ms(raw) if archived else raw.get("updatedAt")
         return RemoteRecord(self.spec.name, str(raw["id"]), raw, created_at=parse_time(raw.get("createdAt")),
-                            modified_at=parse_time(raw.get("updatedAt")), extra=extra)
+                            modified_at=parse_time(modified), deleted=archived, extra=extra)
 
     def stages(self) -> StageIndex:
         if self._stages is None:
@@ -132,6 +137,11 @@ class RecordContext:
             yield from_id, ordered_targets(
                 (str(t.get("toObjectId")), any(kind.get("label") for kind in t.get("associationTypes") or []))
                 for t in targets)
+
+
+def archived_ms(raw: dict[str, Any]) -> int:
+    """When an archived record was archived (its `archivedAt`, else its last update), epoch ms."""
+    return to_ms(raw.get("archivedAt") or raw.get("updatedAt")) or 0
 
 
 def inline_associations(raw: Any, wanted: tuple[str, ...]) -> dict[str, list[str]]:

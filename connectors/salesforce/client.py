@@ -13,6 +13,7 @@ URL's scheme).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +42,7 @@ from connectors.errors import (
     AuthError,
     ConfigError,
     FatalError,
+    FieldNotFound,
     PermissionDenied,
     RateLimited,
     TokenExpired,
@@ -53,6 +55,7 @@ SYSTEM = "salesforce"
 T = TypeVar("T")
 log = logging.getLogger("journeyhub.connectors.salesforce")
 
+NO_SUCH_COLUMN = re.compile(r"No such column '(\w+)'")   # INVALID_FIELD names the field only in its message
 DAILY_LIMIT_WAIT = 3600.0  # the daily allocation is a rolling 24 h window: nothing frees up in seconds
 REFRESHABLE_HINT = ("set SALESFORCE_CLIENT_ID + SALESFORCE_CLIENT_SECRET (client credentials) or "
                     "SALESFORCE_USERNAME + SALESFORCE_PASSWORD + SALESFORCE_SECURITY_TOKEN instead of a session id, "
@@ -271,7 +274,7 @@ class SalesforceClient:
             return PermissionDenied(SYSTEM, f"{detail} — give the integration user API access and read/edit "
                                     f"permission on {sobject or 'the object'}", status=403)
         if isinstance(error, SalesforceMalformedRequest):
-            return self._malformed(detail, code, fields, sobject)
+            return self._malformed(what, detail, code, fields, sobject)
         if isinstance(error, SalesforceResourceNotFound):
             if what.startswith("bulk job"):
                 return BulkJobGone(detail)
@@ -292,7 +295,8 @@ class SalesforceClient:
                                status=status, retry_after=DAILY_LIMIT_WAIT)
         return RateLimited(SYSTEM, detail, status=status, retry_after=self._retry_after(status))
 
-    def _malformed(self, detail: str, code: str | None, fields: list[str], sobject: str | None) -> Exception:
+    def _malformed(self, what: str, detail: str, code: str | None, fields: list[str],
+                   sobject: str | None) -> Exception:
         if code == "INVALID_QUERY_LOCATOR":
             return QueryLocatorExpired(detail)
         if code == "INVALID_TYPE":
@@ -301,9 +305,11 @@ class SalesforceClient:
         if code in ("INVALID_FIELD", "MALFORMED_QUERY", "INVALID_FIELD_FOR_INSERT_UPDATE"):
             named = f" ({', '.join(fields)})" if fields else ""
             where = sobject or "this object"
-            return ConfigError(SYSTEM, f"{detail}{named} — a field the hub reads or writes on {where} "
-                               f"is missing or not accessible: create it, grant field access, or change "
-                               f"mappings/salesforce/{sobject or '<object>'}.yaml", status=400)
+            text = (f"{detail}{named} — a field the hub reads or writes on {where} is missing or not accessible: "
+                    f"create it, grant field access, or change mappings/salesforce/{sobject or '<object>'}.yaml")
+            if code == "INVALID_FIELD" and what.startswith("query"):
+                return FieldNotFound(SYSTEM, text, fields=fields or NO_SUCH_COLUMN.findall(detail), status=400)
+            return ConfigError(SYSTEM, text, status=400)
         return FatalError(SYSTEM, detail, status=400)
 
     def _retry_after(self, status: int) -> float | None:

@@ -3,12 +3,12 @@ write-back needs (connectors/salesforce/writeback.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from connectors.base import FieldInfo, ObjectDescription, Page, WriteOp, WriteResult
+from connectors.base import FieldInfo, ObjectDescription, Page, SourceField, WriteOp, WriteResult
 from connectors.salesforce.client import SalesforceClient, SalesforceConfig
-from connectors.salesforce.objects import SOBJECTS
+from connectors.salesforce.objects import SOBJECTS, sobject, source_field
 from connectors.salesforce.reader import Reader
 from connectors.salesforce.writeback import SalesforceWriteback
 from connectors.salesforce.writer import Writer
@@ -47,8 +47,16 @@ class SalesforceConnector(SalesforceWriteback):
         fields = self.client.describe(object_type, fresh=True)
         return ObjectDescription(object_type, {name: _field_info(entry) for name, entry in fields.items()})
 
-    def read(self, object_type: str, cursor: str | None, *, full: bool = False) -> Iterator[Page]:
-        return self.reader.read(object_type, cursor, full)
+    def fields_for(self, object_type: str, paths: Iterable[str]) -> dict[str, SourceField | None]:
+        """A path's first segment is the field (`AccountId`); `__c` fields are optional by default."""
+        sobject(object_type)
+        return {path: source_field(path) for path in paths}
+
+    def read(self, object_type: str, cursor: str | None, *, full: bool = False,
+             fields: Sequence[str] | None = None) -> Iterator[Page]:
+        """Pages of `fields` plus the system fields (queryAll: recycle-bin records come as tombstones with
+        their data); see `Reader`."""
+        return self.reader.read(object_type, cursor, full, fields)
 
     def write(self, object_type: str, ops: Sequence[WriteOp]) -> list[WriteResult]:
         return self.writer.write(object_type, ops)

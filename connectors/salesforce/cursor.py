@@ -54,8 +54,6 @@ class State:
     since: str | None = None                       # watermark (a served SystemModstamp)
     seen: dict[str, str] = field(default_factory=dict)   # id → stamp delivered, at/within lookback of `since`
     deleted_checked: str | None = None             # getDeleted covered everything up to here
-    optional: list[str] | None = None              # optional fields the org has (None: not described yet)
-    described_at: str | None = None
     bulk: dict[str, Any] | None = None             # a first load running as a Bulk API 2.0 job
 
     @classmethod
@@ -66,18 +64,16 @@ class State:
         if data.get("v") != CURSOR_VERSION:
             log.warning("ignoring a Salesforce cursor of another version; starting a full read")
             return cls()
-        return cls(data.get("since"), dict(data.get("seen") or {}), data.get("deleted_checked"),
-                   data.get("optional"), data.get("described_at"), data.get("bulk"))
+        return cls(data.get("since"), dict(data.get("seen") or {}), data.get("deleted_checked"), data.get("bulk"))
 
     def dump(self) -> str:
         return json.dumps({"v": CURSOR_VERSION, "since": self.since, "seen": self.seen,
-                           "deleted_checked": self.deleted_checked, "optional": self.optional,
-                           "described_at": self.described_at, "bulk": self.bulk}, sort_keys=True)
+                           "deleted_checked": self.deleted_checked, "bulk": self.bulk}, sort_keys=True)
 
     def bookkeeping(self) -> tuple[Any, ...]:
         """What a read must persist even without records. A watermark that moved past records already
         delivered is not: re-reading them costs nothing and a page would be a write for nothing."""
-        return self.deleted_checked, self.optional, self.described_at, self.bulk
+        return self.deleted_checked, self.bulk
 
     @property
     def started(self) -> bool:

@@ -9,14 +9,14 @@ import csv
 import io
 import logging
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from simple_salesforce.format import format_soql
 
 from connectors.base import Page, RemoteRecord
-from connectors.errors import ConfigError, UpstreamError
+from connectors.errors import UpstreamError
 from connectors.salesforce.client import BulkJobGone, QueryLocatorExpired, SalesforceClient, SalesforceConfig
 from connectors.salesforce.cursor import State, parse_time, sf_time
 from connectors.salesforce.objects import CURSOR_FIELD, DELETED_WINDOW_DAYS, SObject, sobject
@@ -41,35 +41,35 @@ class Reader:
         self._last: str | None = None     # the cursor of the last page handed out
 
     # ------------------------------------------------------------------ entry point
-    def read(self, object_type: str, cursor: str | None, full: bool = False) -> Iterator[Page]:
+    def read(self, object_type: str, cursor: str | None, full: bool = False,
+             fields: Sequence[str] | None = None) -> Iterator[Page]:
         spec = sobject(object_type)
         start = None if full else cursor
         state = State.load(start)
         self._calls, self._last = self.client.meter.pages(), start
+        select = spec.select(fields)
         if state.bulk is not None:
-            yield from self._bulk(spec, state)
+            yield from self._bulk(spec, state, select)
         elif not state.started:
-            yield from self._first_load(spec, state)
+            yield from self._first_load(spec, state, select)
         else:
-            self._refresh_optional(spec, state)
-            yield from self._rest(spec, state)
+            yield from self._rest(spec, state, select)
             if self._deleted_check_due(state):
-                yield from self._deleted(spec, state)
+                yield from self._deleted(spec, state, select)
         if state.bookkeeping() != State.load(self._last).bookkeeping():
-            yield self._page(spec, [], state)  # no records, but a deleted check or a describe to remember
+            yield self._page(spec, [], state)  # no records, but a deleted check to remember
 
-    def _first_load(self, spec: SObject, state: State) -> Iterator[Page]:
+    def _first_load(self, spec: SObject, state: State, select: list[str]) -> Iterator[Page]:
         """The first REST batch's `totalSize` decides: page on through REST, or drop the query (its locator
         expires by itself) and read the object through a Bulk API 2.0 job. No separate COUNT() call."""
-        self._optional(spec, state)
-        first = self._query(spec, self._soql(spec, state))
+        first = self._query(spec, self._soql(spec, state, select))
         state.deleted_checked = sf_time(first[1] - timedelta(minutes=1))
         total = int(first[0].get("totalSize") or 0)
         if spec.bulk and total > self.config.bulk_threshold:
             log.info("first load of %s (%d records) through Bulk API 2.0", spec.name, total)
-            yield from self._bulk(spec, state)
+            yield from self._bulk(spec, state, select)
         else:
-            yield from self._rest(spec, state, first)
+            yield from self._rest(spec, state, select, first)
 
     # ------------------------------------------------------------------ pages
     def _page(self, spec: SObject, records: list[dict[str, Any]], state: State) -> Page:
@@ -78,50 +78,28 @@ class Reader:
         return Page(spec.name, [to_source_record(spec.name, record) for record in records], self._last,
                     api_calls=self._calls.take())
 
-    # ------------------------------------------------------------------ optional fields (describe)
-    def _optional(self, spec: SObject, state: State, *, fresh: bool = False) -> list[str]:
-        if not spec.optional:
-            state.optional = []
-            return []
-        fields = self.field_types(spec.name, fresh=fresh)
-        present = [name for name in spec.optional if name in fields]
-        skipped = [name for name in spec.optional if name not in fields]
-        if skipped:
-            log.warning("Salesforce %s has no %s: syncing without %s (create the field(s) to read them)",
-                        spec.name, ", ".join(skipped), "it" if len(skipped) == 1 else "them")
-        state.optional, state.described_at = present, sf_time(self.client.server_time())
-        return present
-
-    def _refresh_optional(self, spec: SObject, state: State) -> None:
-        """Re-describe now and then, so a custom field an admin adds later starts being read."""
-        described = parse_time(state.described_at)
-        age = (datetime.now(UTC) - described).total_seconds() if described else None
-        stale = age is None or age >= self.config.deleted_check_interval_seconds
-        if state.optional is None or (spec.optional and stale):
-            self._optional(spec, state, fresh=True)
-
     def field_types(self, name: str, *, fresh: bool = False) -> dict[str, str]:
-        """{field: describe type} for `name`."""
+        """{field: describe type} for `name` (Bulk CSV cells are typed back with it)."""
         return {field: entry["type"] for field, entry in self.client.describe(name, fresh=fresh).items()}
 
     # ------------------------------------------------------------------ REST queryAll
-    def _soql(self, spec: SObject, state: State) -> str:
+    def _soql(self, spec: SObject, state: State, select: list[str]) -> str:
         """`SELECT … FROM X [WHERE SystemModstamp >= since - lookback] ORDER BY SystemModstamp, Id`."""
-        fields = ", ".join(spec.select(state.optional or []))
-        text = format_soql("SELECT {:literal} FROM {:literal}", fields, spec.name)
+        text = format_soql("SELECT {:literal} FROM {:literal}", ", ".join(select), spec.name)
         bound = state.lower_bound()
         if bound is not None:
             text += format_soql(" WHERE {:literal} >= {}", CURSOR_FIELD, bound)
         return text + format_soql(" ORDER BY {:literal}, Id", CURSOR_FIELD)
 
-    def _rest(self, spec: SObject, state: State,
+    def _rest(self, spec: SObject, state: State, select: list[str],
               first: tuple[dict[str, Any], datetime] | None = None) -> Iterator[Page]:
         """queryAll from the watermark. An expired query locator restarts the query from the watermark of
-        the pages handed out so far (they are committed before the next one is asked for)."""
-        restarts, redescribed = 0, False
+        the pages handed out so far (they are committed before the next one is asked for). A field the org
+        does not have is a `FieldNotFound` (the hub describes the org again and reads without it)."""
+        restarts = 0
         while True:
             try:
-                for batch, ceiling in self._batches(spec, first or self._query(spec, self._soql(spec, state))):
+                for batch, ceiling in self._batches(spec, first or self._query(spec, self._soql(spec, state, select))):
                     fresh = [record for record in batch if not state.delivered(record)]
                     state.advance(batch, ceiling)
                     if fresh:
@@ -135,13 +113,6 @@ class Reader:
                     raise UpstreamError("salesforce", f"{spec.name}: query locators keep expiring ({error}); "
                                         "too many open queries for the integration user?") from None
                 log.warning("%s: %s; restarting the query from the committed watermark", spec.name, error)
-            except ConfigError:
-                # an optional field the cursor remembers may have been deleted since: describe again, once
-                if redescribed or not state.optional:
-                    raise
-                first, redescribed, known = None, True, list(state.optional)
-                if self._optional(spec, state, fresh=True) == known:
-                    raise
 
     def _query(self, spec: SObject, soql: str) -> tuple[dict[str, Any], datetime]:
         """The first batch of a queryAll and the server time it was answered at (the batches' ceiling)."""
@@ -171,7 +142,7 @@ class Reader:
             return True
         return (self.client.server_time() - checked).total_seconds() >= self.config.deleted_check_interval_seconds
 
-    def _deleted(self, spec: SObject, state: State) -> Iterator[Page]:
+    def _deleted(self, spec: SObject, state: State, select: list[str]) -> Iterator[Page]:
         """Deletions since the last check. Records still in the recycle bin come back with their data
         (queryAll by id), the rest (hard-deleted or purged) as bare tombstones."""
         if not spec.deletable:
@@ -192,36 +163,33 @@ class Reader:
         covered = result.get("latestDateCovered") or sf_time(now)
         for index in range(0, len(ids), ID_CHUNK):
             chunk = ids[index:index + ID_CHUNK]
-            found = self._by_ids(spec, state, chunk)
+            found = self._by_ids(spec, select, chunk)
             if index + ID_CHUNK >= len(ids):
                 state.deleted_checked = covered
             yield self._page(spec, [found.get(rid) or {"Id": rid, "IsDeleted": True} for rid in chunk], state)
         state.deleted_checked = covered
 
-    def _by_ids(self, spec: SObject, state: State, ids: list[str]) -> dict[str, dict[str, Any]]:
-        fields = ", ".join(spec.select(state.optional or []))
-        soql = format_soql("SELECT {:literal} FROM {:literal} WHERE Id IN {}", fields, spec.name, ids)
+    def _by_ids(self, spec: SObject, select: list[str], ids: list[str]) -> dict[str, dict[str, Any]]:
+        soql = format_soql("SELECT {:literal} FROM {:literal} WHERE Id IN {}", ", ".join(select), spec.name, ids)
         result = self.client.call(f"query {spec.name} by id", lambda sf: sf.query(soql, include_deleted=True),
                                   sobject=spec.name)
         return {record["Id"]: record for record in result.get("records") or []}
 
     # ------------------------------------------------------------------ Bulk API 2.0
-    def _bulk(self, spec: SObject, state: State) -> Iterator[Page]:
+    def _bulk(self, spec: SObject, state: State, select: list[str]) -> Iterator[Page]:
         """A first load as a Bulk API 2.0 queryAll job; the cursor keeps (job, locator, offset)."""
-        if state.optional is None:
-            self._optional(spec, state)
         types = self.field_types(spec.name)
-        job = self._bulk_job(spec, state)
+        job = self._bulk_job(spec, state, select)
         if job is None:  # the job failed: read the same records through REST instead
             state.bulk = None
-            yield from self._rest(spec, state)
+            yield from self._rest(spec, state, select)
             return
         try:
             yield from self._bulk_pages(spec, state, job, types)
         except BulkJobGone:
             log.warning("%s: Bulk API job %s expired; starting the first load again", spec.name, job)
             state.bulk = None
-            yield from self._bulk(spec, state)
+            yield from self._bulk(spec, state, select)
 
     def _bulk_pages(self, spec: SObject, state: State, job: str, types: dict[str, str]) -> Iterator[Page]:
         """Each results request (one locator) cut into pages of `batch_size`. The cursor after a page names
@@ -244,11 +212,10 @@ class Reader:
                 state.bulk = next_position if last else {**state.bulk, "offset": offset + start + len(batch)}
                 yield self._page(spec, batch, state)
 
-    def _bulk_job(self, spec: SObject, state: State) -> str | None:
+    def _bulk_job(self, spec: SObject, state: State, select: list[str]) -> str | None:
         """The job to read: the cursor's, or a new one; waits until it is complete. None if it failed."""
         if state.bulk is None:
-            soql = format_soql("SELECT {:literal} FROM {:literal}", ", ".join(spec.select(state.optional or [])),
-                               spec.name)
+            soql = format_soql("SELECT {:literal} FROM {:literal}", ", ".join(select), spec.name)
             created = self.client.call(f"bulk job {spec.name} create", lambda sf: bulk_api(sf, spec.name).create_job(
                 "queryAll", soql), sobject=spec.name)
             stamp = parse_time(created.get("createdDate")) or self.client.server_time()
@@ -261,7 +228,7 @@ class Reader:
                     job, True), sobject=spec.name)
             except BulkJobGone:
                 state.bulk = None
-                return self._bulk_job(spec, state)
+                return self._bulk_job(spec, state, select)
             if info.get("state") == "JobComplete":
                 return job
             if info.get("state") in ("Failed", "Aborted"):

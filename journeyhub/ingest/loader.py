@@ -219,6 +219,7 @@ class PageLoader:
         links: dict[tuple[str, str], dict[str, Any]] = {}
         merges: list[tuple[str, str]] = []
         entity = mapper.spec.entity
+        gone_with = self._deleted_parents(connection, changed)
         for item in changed:
             mapped = item.mapped
             if mapped is None:  # a bare tombstone: only the deletion is news; keep the payload and merge link
@@ -232,16 +233,19 @@ class PageLoader:
             for row in mapped.rows:
                 if row.entity == "association":  # a relation record, e.g. an OpportunityContactRole
                     asserting.append(row.key)
+                    removed = item.record.deleted and row.row["from_id"] not in gone_with
                     self._link(links, row.row["from_id"], row.row["to_id"], row.row["label"],
-                               row.row["is_primary"], row.key, item.record.deleted, now)
+                               row.row["is_primary"], row.key, removed, now)
                     continue
                 rows[row.entity].append({"id": row.key, **row.row})
                 if row.key != item.key:  # a derived row gets its own provenance, next to its parent's
                     sources.append(self._source_row(item, row.entity, now, key=row.key))
-                if row.people is not None:
+                if row.people is not None or row.linked is not None:
                     asserting.append(row.key)
-                    for to_id, label, primary in row.people:
+                    for to_id, label, primary in row.people or []:
                         self._link(links, row.key, to_id, label, primary, row.key, False, now)
+                    for from_id in row.linked or []:
+                        self._link(links, from_id, row.key, None, False, row.key, False, now)
         if sources:
             kept = {"id", "first_seen_at"}
             upsert(connection, SourceRecord, sources, update=[k for k in sources[0] if k not in kept])
@@ -257,6 +261,18 @@ class PageLoader:
             upsert(connection, Association, list(links.values()))
         for loser, survivor in merges:
             mark_merged(connection, loser, survivor, now)
+
+    @staticmethod
+    def _deleted_parents(connection: Connection, changed: list[_Planned]) -> set[str]:
+        """The records that deleted relation records hang off, where those are deleted too. A relation deleted
+        with its record (an Opportunity's contact roles go to the recycle bin with it) keeps counting as that
+        record's history; one deleted alone (a role removed from a live Opportunity) is a correction."""
+        parents = {row.row["from_id"] for item in changed if item.record.deleted and item.mapped is not None
+                   for row in item.mapped.rows if row.entity == "association"}
+        if not parents:
+            return set()
+        found = fetch_by_ids(connection, SourceRecord, sorted(parents), ["is_deleted"])
+        return {key for key, (is_deleted,) in found.items() if is_deleted}
 
     def _link(self, links: dict[tuple[str, str], dict[str, Any]], from_id: str, to_id: str, label: str | None,
               primary: bool, source: str, deleted: bool, now: datetime) -> None:

@@ -113,6 +113,7 @@ class MappedRow:
     key: str
     row: dict[str, Any]
     people: list[tuple[str, str | None, bool]] | None = None  # None: the record said nothing about people
+    linked: list[str] | None = None    # records that relate to this one, as it lists them (None: it says nothing)
 
 
 @dataclass
@@ -152,6 +153,8 @@ class Mapper:
                           self._plan(derived.entity, derived.fields, derived.custom, derived.people))
                          for derived in spec.derived]
         self._merged_into = self._compile(spec.merged_into, "merged_into") if spec.merged_into else None
+        self._linked = [(self._compile(item, "linked"), tuple(path.split(".*")[0] for path in _paths(item)))
+                        for item in spec.linked]
         self._merges = self._compile(spec.merges, "merges") if spec.merges else None
 
     def map(self, remote_id: str, document: dict[str, Any]) -> MappedRecord:
@@ -160,6 +163,8 @@ class Mapper:
             return MappedRecord(skipped=True)
         key = source_key(self.system, self.spec.object, remote_id)
         record = MappedRecord(rows=[self._row(self._main, key, document, key)])
+        if self._linked:
+            record.rows[0].linked = self._linked_keys(document)
         for suffix, when, plan in self._derived:
             if holds(when, document):
                 record.rows.append(self._row(plan, f"{key}#{suffix}", document, key))
@@ -209,6 +214,18 @@ class Mapper:
             for person in keys if isinstance(keys, list) else [keys]:
                 if person and all(person != existing for existing, _, _ in found):
                     found.append((person, label, not found))
+        return found if provided else None
+
+    def _linked_keys(self, document: dict[str, Any]) -> list[str] | None:
+        """The records this one lists as related to it; None when none of the `linked` paths is present."""
+        found: list[str] = []
+        provided = False
+        for getter, probes in self._linked:
+            provided = provided or any(get_path(document, probe) is not MISSING for probe in probes)
+            keys = getter(document)
+            for key in keys if isinstance(keys, list) else [keys]:
+                if key and key not in found:
+                    found.append(key)
         return found if provided else None
 
     # ------------------------------------------------------------------ values

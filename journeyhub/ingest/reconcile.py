@@ -22,6 +22,7 @@ from canonical.types import utcnow
 from canonical.upsert import chunks
 from connectors.base import Connector, Page
 from journeyhub.ingest.loader import Counts, PageLoader
+from journeyhub.ingest.schema import SchemaMismatch, finish_read, plan_read
 from journeyhub.runs import close_run, open_run
 
 #: objects that only ever grow (events): nothing to reconcile
@@ -47,12 +48,16 @@ def reconcile_object(engine: Engine, connector: Connector, loader: PageLoader, o
     row = open_run(engine, run_id, "pull", connector.system, f"{object_type} (reconcile)")
     counts, seen = Counts(), set[str]()
     try:
-        _seen(connector.read(object_type, None, full=True), loader, row, seen, counts)
+        plan = plan_read(engine, connector, loader.preparer.mapper(object_type).spec, run_row_id=row)
+        if plan.problem():
+            raise SchemaMismatch(plan.problem())
+        _seen(connector.read(object_type, None, full=True, fields=plan.fields), loader, row, seen, counts)
         purged = tombstone_missing(engine, connector.system, object_type, seen, started=utcnow())
-        _seen(connector.reconcile_associations(object_type), loader, row, set(), counts)
+        _seen(connector.reconcile_associations(object_type, fields=plan.fields), loader, row, set(), counts)
     except Exception as error:
         close_run(engine, row, "failed", f"{type(error).__name__}: {error}")
         raise
+    finish_read(engine, plan)
     counts.deleted += purged
     close_run(engine, row, "succeeded", deleted=counts.deleted)
     return Reconciled(object_type, counts, purged)

@@ -14,8 +14,21 @@ owner_id: {from: OwnerId, ref: User}         # a reference becomes a source key
 xrefs: {from: [a, b], collect: true, ref: {prefix: {"003": "salesforce:Contact", "00Q": "salesforce:Lead"}}}
 ```
 Named transforms come from a closed set (`journeyhub.ingest.transforms.TRANSFORMS`); there are no
-expressions. `people` lists who the record is about; `derived` reads extra timeline items off the same
-record (a contact's form submission); `skip_when` recognises the hub's own write-backs.
+expressions. `people` lists who the record is about; `linked` lists records that relate to this one as its
+own side says (an archived HubSpot contact's activities, which HubSpot no longer links to it); `derived`
+reads extra timeline items off the same record (a contact's form submission); `skip_when` recognises the
+hub's own write-backs.
+
+Every path a mapping reads is a field the connector asks the CRM for (`MappingSpec.source_paths`), checked
+against the org's schema first. `presence` says which of them an org may lack:
+
+```yaml
+presence:
+  new_surveyscore: {optional: survey scores from Dataverse tasks are not read}   # warn, read the rest
+  Account_Tier__c: required                                                     # fail the object without it
+```
+Without an entry, the connector's rule decides (docs/crm-conventions.md): custom fields and fields of other
+editions, hubs or integrations are optional, the vendor's standard fields required.
 """
 
 from __future__ import annotations
@@ -157,6 +170,59 @@ def _check_fields(entity: str, fields: dict[str, FieldSpec]) -> None:
                          f"its fields are: {', '.join(sorted(allowed))}")
 
 
+class LinkedSpec(FieldSpec):
+    """Records this one lists as related to it (each a reference): each becomes a relation from that record
+    to this one, kept as this record's word (replaced when this record is read again)."""
+
+    @model_validator(mode="after")
+    def _needs_ref(self) -> LinkedSpec:
+        if self.ref is None:
+            raise ValueError("linked entries need a ref (e.g. ref: calls)")
+        return self
+
+
+class PresenceSpec(Strict):
+    """Whether the org must have a source field: `required`, `optional`, or `{optional: what is lost}`."""
+
+    required: bool = False
+    optional: bool | str = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if value in ("required", "optional"):
+            return {value: True}
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> PresenceSpec:
+        if bool(self.required) == bool(self.optional):
+            raise ValueError("presence is `required`, `optional` or {optional: what is not read without it}")
+        return self
+
+    @property
+    def loss(self) -> str | None:
+        """What the hub cannot read without the field, in words (None: not said)."""
+        return self.optional if isinstance(self.optional, str) else None
+
+
+def condition_paths(conditions: Conditions | None) -> list[str]:
+    if conditions is None:
+        return []
+    return [item.path for item in (conditions if isinstance(conditions, list) else [conditions])]
+
+
+def field_paths(spec: FieldSpec) -> list[str]:
+    """Every path one field rule reads: its sources, its conditions (`when`, `cases`) and a typed ref's column."""
+    paths = [path for path in (spec.from_ if isinstance(spec.from_, list) else [spec.from_]) if path]
+    paths += condition_paths(spec.when)
+    for case in spec.cases or []:
+        paths += condition_paths(case.when)
+    if spec.ref is not None and spec.ref.by_field:
+        paths.append(spec.ref.by_field)
+    return paths
+
+
 class DerivedSpec(Strict):
     """A second canonical row read off the same record, e.g. a form submission from a contact's
     conversion date. Its id is the record's source key + `#` + `suffix`."""
@@ -187,7 +253,10 @@ class MappingSpec(Strict):
     people: list[PeopleSpec] = Field(default_factory=list)
     merged_into: FieldSpec | None = Field(None, description="this record was merged into that one")
     merges: FieldSpec | None = Field(None, description="these records were merged into this one")
+    linked: list[LinkedSpec] = Field(default_factory=list, description="records related to this one, as it says")
     derived: list[DerivedSpec] = Field(default_factory=list)
+    presence: dict[str, PresenceSpec] = Field(default_factory=dict,
+                                              description="which source fields an org may lack (by path)")
 
     @field_validator("fields")
     @classmethod
@@ -201,3 +270,40 @@ class MappingSpec(Strict):
         if missing:
             raise ValueError(f"{entity} mappings must map {', '.join(missing)}")
         return fields
+
+    @model_validator(mode="after")
+    def _presence_names_read_paths(self) -> MappingSpec:
+        unknown = sorted(set(self.presence) - set(self.source_paths()))
+        if unknown:
+            raise ValueError(f"presence names {', '.join(repr(path) for path in unknown)}, which no rule of this "
+                             "mapping reads (presence keys are paths as the rules write them)")
+        return self
+
+    def source_paths(self) -> dict[str, list[str]]:
+        """Every path the mapping reads → the rules that read it (in the file's order): what the connector must
+        ask the CRM for, and what is lost when the org lacks one."""
+        found: dict[str, list[str]] = {}
+
+        def add(rule: str, paths: list[str]) -> None:
+            for path in paths:
+                rules = found.setdefault(path, [])
+                if rule not in rules:
+                    rules.append(rule)
+
+        add("skip_when", condition_paths(self.skip_when))
+        for prefix, fields, custom, people in [("", self.fields, self.custom, self.people)] + [
+                (f"{item.suffix}.", item.fields, item.custom, item.people) for item in self.derived]:
+            for name, spec in fields.items():
+                add(f"{prefix}{name}", field_paths(spec))
+            for name, spec in custom.items():
+                add(f"{prefix}custom.{name}", field_paths(spec))
+            for spec in people:
+                add(f"{prefix}people", field_paths(spec))
+        for item in self.derived:
+            add(f"{item.suffix} (when)", condition_paths(item.when))
+        for name, spec in (("merged_into", self.merged_into), ("merges", self.merges)):
+            if spec is not None:
+                add(name, field_paths(spec))
+        for spec in self.linked:
+            add("linked", field_paths(spec))
+        return found

@@ -9,7 +9,7 @@ doubles nothing: the next call continues from the last committed page.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, delete, select
@@ -19,6 +19,7 @@ from connectors.base import Connector, Page
 from journeyhub.ingest.loader import Counts, PageLoader, Prepared
 from journeyhub.ingest.pipeline import PreparePipeline
 from journeyhub.ingest.readahead import ReadAhead
+from journeyhub.ingest.schema import requested_fields
 
 log = logging.getLogger("journeyhub.sync")
 
@@ -71,14 +72,17 @@ def merge_pages(pages: list[Page]) -> Page:
 def pull_pages(engine: Engine, connector: Connector, loader: PageLoader, object_type: str, *,
                full: bool = False, max_pages: int | None = None, run_row_id: int | None = None,
                on_page: Callable[[Counts], None] | None = None, group_records: int = 1,
-               worker_after: int | None = None) -> Batch:
+               worker_after: int | None = None, fields: Sequence[str] | None = None) -> Batch:
     """Store pages from the persisted cursor (or from scratch when `full`) until the end or `max_pages`
     (a page here is a group of the API's pages of about `group_records` records; 1 stores each alone).
     Pages are read one ahead in a thread (`ReadAhead`); once `worker_after` records were read, they are
-    mapped in a worker process (None: never)."""
+    mapped in a worker process (None: never). `fields`: the CRM fields to read, as the schema check chose
+    them (`journeyhub.ingest.schema.plan_read`; None: every field the mapping reads, unchecked)."""
     cursor = None if full else read_cursor(engine, connector.system, object_type)
     batch = Batch()
-    source = connector.read(object_type, cursor, full=full)
+    if fields is None:
+        fields = requested_fields(connector, loader.preparer.mapper(object_type).spec)
+    source = connector.read(object_type, cursor, full=full, fields=fields)
     pages = ReadAhead(grouped(source, group_records), limit=max_pages)
     pipeline = PreparePipeline(loader, worker_after)
 

@@ -2,6 +2,12 @@
 
 Plain SQL with the timestamps parsed here: a full tagging pass reads every interaction once, and the ORM's
 per-value type processing would cost more than the evaluation itself.
+
+Records deleted in their CRM count as evidence like live ones (journey.md: history does not shrink): their
+canonical rows stay (tombstones keep their last data where the CRM keeps it), so nothing here filters on
+`source_record.is_deleted`. What stops counting is a relation its CRM removed — a deal's association dropped,
+a contact role deleted while its Opportunity lives (`customer_link` skips deleted associations); a relation
+deleted together with the record it hangs off stays live (journeyhub/ingest/loader.py).
 """
 
 from __future__ import annotations

@@ -159,9 +159,10 @@ CONVENTIONS = {
     "reviews": "Salesforce only: Task Type='Review' with Review_Rating__c (1-5), time = CompletedDateTime; a rating "
                "of 4 or 5 is a positive review (advocate signal).",
     "times": "Salesforce Opportunity CloseDate and Dataverse actualclosedate are dates: the deal closed at 00:00 "
-             "UTC of that date. HubSpot closedate is a datetime. Meetings happen at their start "
-             "(hs_timestamp / StartDateTime / scheduledstart); calls, emails and tasks at hs_timestamp / "
-             "CompletedDateTime or MessageDate / actualend; tickets at their creation.",
+             "UTC of that date. HubSpot closedate is a datetime. Meetings and calls happen at their start "
+             "(meetings hs_timestamp / StartDateTime / scheduledstart = actualstart; calls hs_timestamp / "
+             "CompletedDateTime / actualstart, the call's actualend being its start plus its duration); emails "
+             "and tasks at hs_timestamp / CompletedDateTime or MessageDate / actualend; tickets at their creation.",
     "outcomes": "Calls: HubSpot hs_call_status + hs_call_direction; Salesforce Task TaskSubtype='Call' with "
                 "CallType Inbound/Outbound and CallDisposition 'Completed' / 'No Answer' / 'Busy'; Dataverse "
                 "phonecalls directioncode (true = outgoing), statecode 1 completed / 2 canceled (not reached). "

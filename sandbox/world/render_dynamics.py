@@ -201,11 +201,13 @@ def _activity(w: _Writer, person: Person, item: Interaction) -> None:
         outgoing = item.direction == "out"
         minutes = rng.randint(1, 25) if done else 0
         number = rec.phone or (phone_variant(rng, person.phone, DYNAMICS) if person.phone else None)
+        end = min(item.time + minutes * 60, w.plan.anchor)   # a call takes place at its start, as in every CRM
         w.add("phonecalls", {**common, "description": item.body or None, "directioncode": outgoing,
                              "statecode": 1 if done else 2, "statuscode": (2 if outgoing else 4) if done else 3,
-                             "actualstart": iso_z(item.time - minutes * 60), "actualend": iso_z(item.time),
-                             "scheduledend": iso_z(item.time), "actualdurationminutes": minutes,
-                             "phonenumber": number}, created, item.modified)
+                             "actualstart": iso_z(item.time), "actualend": iso_z(end),
+                             "scheduledstart": iso_z(item.time), "scheduledend": iso_z(end),
+                             "actualdurationminutes": (end - item.time) // 60, "phonenumber": number},
+              created, item.modified)
     elif item.kind == MEETING:
         held = item.outcome == "held"
         assert item.outcome in ("held", "cancelled"), "Dataverse appointments are completed or canceled"

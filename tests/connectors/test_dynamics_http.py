@@ -205,15 +205,15 @@ def test_the_initial_read_asks_for_tracking_and_follows_the_next_link_verbatim(m
     mock.get(url__startswith=f"{API}contacts").mock(side_effect=answer)
     pages = list(static(page_size=1).read("contacts", None, full=True))
     first, second = seen
-    assert first.url.params["$select"] == CONTACTS.select
+    assert first.url.params["$select"] == CONTACTS.select()
     assert str(second.url) == NEXT_LINK, "the nextLink goes out byte for byte"
     for request in seen:
         assert request.headers["Prefer"] == ('odata.track-changes, odata.maxpagesize=1, '
                                              'odata.include-annotations="Microsoft.Dynamics.CRM.lookuplogicalname"')
         assert request.headers["OData-Version"] == "4.0" and request.headers["OData-MaxVersion"] == "4.0"
     assert [json.loads(page.cursor or "") for page in pages] == [
-        {"mode": "initial", "next": NEXT_LINK, "columns": fingerprint(CONTACTS)},
-        {"mode": "delta", "link": DELTA_LINK, "columns": fingerprint(CONTACTS)}]
+        {"mode": "initial", "next": NEXT_LINK, "columns": fingerprint(CONTACTS.select())},
+        {"mode": "delta", "link": DELTA_LINK, "columns": fingerprint(CONTACTS.select())}]
     assert [page.api_calls for page in pages] == [1, 1]
 
 
@@ -223,7 +223,7 @@ def test_a_delta_read_turns_removal_markers_into_tombstones(mock: respx.MockRout
         "value": [{**row(GUID_A, "Renamed"), "_parentcustomerid_value": GUID_B,
                    "_parentcustomerid_value@Microsoft.Dynamics.CRM.lookuplogicalname": "account"},
                   {"@odata.context": f"{API}$metadata#contacts/$deletedEntity", "id": GUID_B, "reason": "deleted"}]}))
-    cursor = Cursor("delta", link=DELTA_LINK, columns=fingerprint(CONTACTS)).dumps()
+    cursor = Cursor("delta", link=DELTA_LINK, columns=fingerprint(CONTACTS.select())).dumps()
     (page,) = list(static().read("contacts", cursor))
     changed, removed = page.records
     assert (changed.remote_id, changed.deleted, changed.data["lastname"]) == (GUID_A, False, "Renamed")
@@ -236,9 +236,9 @@ def test_an_expired_delta_token_falls_back_to_a_full_read(mock: respx.MockRouter
                                                           caplog: pytest.LogCaptureFixture) -> None:
     mock.get(DELTA_LINK).mock(return_value=error(
         400, "0x80044352", "Version stamp associated with the client has expired. Please perform a full sync."))
-    full = mock.get(f"{API}contacts", params={"$select": CONTACTS.select}).mock(return_value=httpx.Response(
+    full = mock.get(f"{API}contacts", params={"$select": CONTACTS.select()}).mock(return_value=httpx.Response(
         200, json={"value": [row(GUID_A, "A"), row(GUID_B, "B")], "@odata.deltaLink": NEW_DELTA_LINK}))
-    cursor = Cursor("delta", link=DELTA_LINK, columns=fingerprint(CONTACTS)).dumps()
+    cursor = Cursor("delta", link=DELTA_LINK, columns=fingerprint(CONTACTS.select())).dumps()
     with caplog.at_level(logging.WARNING, "journeyhub.connectors.dynamics"):
         pages = list(static().read("contacts", cursor))
     assert [record.remote_id for page in pages for record in page.records] == [GUID_A, GUID_B]
@@ -253,16 +253,16 @@ def test_a_rejected_page_link_of_a_delta_read_restarts_that_delta_read(mock: res
     mock.get(stale).mock(return_value=error(400, "0x80040203", "Invalid $skiptoken value."))
     mock.get(DELTA_LINK).mock(return_value=httpx.Response(200, json={"value": [row(GUID_A, "A")],
                                                                      "@odata.deltaLink": NEW_DELTA_LINK}))
-    cursor = Cursor("delta", link=DELTA_LINK, next=stale, columns=fingerprint(CONTACTS)).dumps()
+    cursor = Cursor("delta", link=DELTA_LINK, next=stale, columns=fingerprint(CONTACTS.select())).dumps()
     (page,) = list(static().read("contacts", cursor))
     assert [record.remote_id for record in page.records] == [GUID_A]
 
 
 def test_a_rejected_next_link_of_the_initial_load_restarts_the_load(mock: respx.MockRouter) -> None:
     mock.get(NEXT_LINK).mock(return_value=error(400, "0x80040203", "Invalid $skiptoken value."))
-    mock.get(f"{API}contacts", params={"$select": CONTACTS.select}).mock(return_value=httpx.Response(
+    mock.get(f"{API}contacts", params={"$select": CONTACTS.select()}).mock(return_value=httpx.Response(
         200, json={"value": [row(GUID_A, "A")], "@odata.deltaLink": NEW_DELTA_LINK}))
-    cursor = Cursor("initial", next=NEXT_LINK, columns=fingerprint(CONTACTS)).dumps()
+    cursor = Cursor("initial", next=NEXT_LINK, columns=fingerprint(CONTACTS.select())).dumps()
     (page,) = list(static().read("contacts", cursor))
     assert [record.remote_id for record in page.records] == [GUID_A]
 

@@ -236,7 +236,7 @@ SAMPLE_KEYS = {  # the columns whose combinations a golden page should cover
     "phonecalls": ("directioncode", "statecode"),
     "appointments": ("statecode",),
     "emails": ("directioncode", "statuscode"),
-    "tasks": ("category", "statecode"),
+    "tasks": ("category", "statuscode"),
     "annotations": ("objecttypecode",),
     "systemusers": ("isdisabled", "internalemailaddress"),
 }
@@ -262,6 +262,7 @@ def write_fixtures() -> None:
     from sandbox.common.server import EmulatorServer
     from sandbox.dynamics import DynamicsEmulator
     from sandbox.world import generate
+    from tests.connectors.contract import mapping_fields
 
     world = generate(300, 7, ANCHOR)
     emulator = DynamicsEmulator(requests_per_5min=None)
@@ -270,7 +271,8 @@ def write_fixtures() -> None:
     with EmulatorServer(emulator) as server:
         hub = DynamicsConnector(DynamicsConfig(url=server.url, access_token="sandbox-token"))
         for entity_set in sorted(ENTITY_SETS):
-            rows = [record.data for page in hub.read(entity_set, None, full=True) for record in page.records
+            pages = hub.read(entity_set, None, full=True, fields=mapping_fields(hub, entity_set))
+            rows = [record.data for page in pages for record in page.records
                     if record.data is not None and len(str(record.data)) < 4000
                     and record.remote_id != emulator.user_id]  # the emulator's own user: wall-clock stamps
             picked: dict[tuple[Any, ...], dict[str, Any]] = {}

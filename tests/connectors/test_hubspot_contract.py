@@ -20,7 +20,16 @@ from sandbox.common.faults import FaultConfig, FaultRule
 from sandbox.common.server import EmulatorServer
 from sandbox.hubspot import HubSpotData, HubSpotEmulator
 from sandbox.world import generate
-from tests.connectors.contract import ConnectorContract, Harness, WriteContract, WriteHarness, drain, ids
+from tests.connectors.contract import (
+    ConnectorContract,
+    Harness,
+    WriteContract,
+    WriteHarness,
+    checked_fields,
+    drain,
+    ids,
+    mapping_fields,
+)
 
 FAST = RetryPolicy(max_attempts=3, max_seconds=10, initial_wait=0.01, max_backoff=0.05, max_vendor_wait=0.05)
 ANCHOR = datetime(2026, 11, 1, tzinfo=UTC)
@@ -30,10 +39,12 @@ def connector(url: str, token: str = "sandbox-token", **options: object) -> HubS
     return HubSpotConnector(HubSpotConfig(access_token=token, base_url=url, retry=FAST, **options))  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[HubSpotEmulator]:
-    emu = HubSpotEmulator()  # HubSpot's rate limits on: 190 calls / 10 s, search 5 / s
-    emu.load(generate(300, 7, ANCHOR).hubspot)
+@pytest.fixture(scope="module", params=["full", "plain"])
+def emulator(request: pytest.FixtureRequest) -> Iterator[HubSpotEmulator]:
+    """A portal of each org profile (`plain`: no Service Hub or Salesforce integration properties, and
+    records archived before install)."""
+    emu = HubSpotEmulator(org=request.param)  # HubSpot's rate limits on: 190 calls / 10 s, search 5 / s
+    emu.load(generate(300, 7, ANCHOR, org=request.param).hubspot)
     with EmulatorServer(emu):
         yield emu
 
@@ -69,9 +80,10 @@ def harness(emulator: HubSpotEmulator, failing_url: str) -> Harness:
             emulator.store.archive(contacts, contacts.records[remote_id], emulator.now_ms())
 
     counter = iter(range(10_000))
+    # archived records are listed on every incremental read here, so a delete shows up at once
+    hub = connector(emulator.base_url, archived_check_interval_seconds=0)
     return Harness(
-        # archived records are listed on every incremental read here, so a delete shows up at once
-        connector=connector(emulator.base_url, archived_check_interval_seconds=0),
+        connector=hub, fields=checked_fields(hub, "contacts"),
         object_type="contacts", live_ids=live_ids, touch=touch, delete=delete,
         create=lambda: make_contact(emulator, f"created{next(counter)}@contract.example"),
         bad_token_connector=lambda: connector(emulator.base_url, token="pat-na1-wrong"),
@@ -120,7 +132,7 @@ class TestHubSpotContract(ConnectorContract, WriteContract):
         emulator.requests.reset()
         hub = harness.connector
         before = hub.api_calls
-        pages = list(hub.read("contacts", None, full=True))
+        pages = list(hub.read("contacts", None, full=True, fields=mapping_fields(hub, "contacts")))
         assert len(pages) >= 3 and sum(page.api_calls for page in pages) == hub.api_calls - before == len(pages)
         lists = [entry for entry in emulator.requests.snapshot()["log"]
                  if entry["route"] == "GET /crm/v3/objects/contacts"]
@@ -146,7 +158,7 @@ class TestHubSpotContract(ConnectorContract, WriteContract):
         pages.close()
         assert json.loads(first.cursor or "")["mode"] == "full"
         rest, _ = drain(hub.read("contacts", first.cursor))
-        assert sorted(ids([first, *rest])) == sorted(harness.live_ids())
+        assert sorted(ids([first, *rest], deleted=False)) == sorted(harness.live_ids())
 
 
 def test_the_lookback_catches_records_the_search_index_shows_late() -> None:
@@ -205,7 +217,8 @@ def test_429_waits_as_told_and_5xx_and_timeouts_are_retried_and_counted() -> Non
         hub = HubSpotConnector(HubSpotConfig(access_token="sandbox-token", base_url=emu.base_url, retry=patient,
                                              timeout_seconds=0.3))
         pages, _ = drain(hub.read("companies", None, full=True))
-    assert ids(pages) == ["7"] and pages[0].api_calls == 4 == hub.api_calls
+    # the fourth attempt answers; the full load then lists the archived records (one more call, none archived)
+    assert ids(pages) == ["7"] and pages[0].api_calls == 4 and hub.api_calls == 5
 
 
 @pytest.mark.parametrize(("status", "body", "headers", "expected", "says"), [
@@ -226,3 +239,35 @@ def test_http_errors_become_the_class_that_says_what_to_do(status: int, body: by
 def test_a_daily_limit_stops_the_run_instead_of_retrying() -> None:
     error = http_error(429, b'{"policyName":"DAILY"}', {"Retry-After": "3600"}, "search contacts", None)
     assert isinstance(error, FatalError) and "daily" in error.message
+
+
+def test_archived_records_come_with_their_last_properties_and_their_own_sides_associations() -> None:
+    """HubSpot unassociates an archived contact from its activities; the archived record still lists them. A
+    first full load and a later archived check both bring it as a tombstone with those properties and links."""
+    stamp = "2026-01-01T00:00:00.000Z"
+    emu = HubSpotEmulator(rate_limit_per_10s=None, search_per_second=None)
+    emu.load(HubSpotData(objects={
+        "contacts": [{"id": str(n), "properties": {"email": f"c{n}@example.com", "lastname": f"C{n}"},
+                      "createdAt": stamp, "updatedAt": stamp} for n in (101, 102)],
+        "calls": [{"id": "201", "properties": {"hs_timestamp": stamp}, "createdAt": stamp, "updatedAt": stamp}]},
+        associations=[("calls", "201", "contacts", "101", 194), ("calls", "201", "contacts", "102", 194)]))
+    with EmulatorServer(emu):
+        hub = connector(emu.base_url, archived_check_interval_seconds=0)
+        fields = mapping_fields(hub, "contacts")
+        with emu.lock:
+            contacts = emu.store.types["contacts"]
+            emu.store.archive(contacts, contacts.records["101"], emu.now_ms())
+        pages, cursor = drain(hub.read("contacts", None, full=True, fields=fields))
+        (first,) = [record for page in pages for record in page.records if record.deleted]
+        assert first.remote_id == "101" and first.data and first.data["properties"]["lastname"] == "C101"
+        assert first.extra["_associations"]["calls"] == ["201"], "its own side still lists the call"
+        live = next(record for page in pages for record in page.records if record.remote_id == "102")
+        assert set(live.extra["_associations"]) == {"companies"}, "live records: only what the object table reads"
+        assert json.loads(cursor or "")["mode"] == "incremental"
+
+        with emu.lock:
+            emu.store.archive(contacts, contacts.records["102"], emu.now_ms())
+        pages, _ = drain(hub.read("contacts", cursor, fields=fields))
+        later = next(record for page in pages for record in page.records if record.remote_id == "102")
+        assert later.deleted and later.data and later.data["properties"]["email"] == "c102@example.com"
+        assert later.extra["_associations"]["calls"] == ["201"]

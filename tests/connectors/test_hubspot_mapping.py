@@ -24,6 +24,7 @@ from journeyhub.ingest.mapper import Mapper, MappingError
 from sandbox.common.server import EmulatorServer
 from sandbox.hubspot import HubSpotEmulator
 from sandbox.world import generate
+from tests.connectors.contract import mapping_fields
 
 GOLDEN = Path(__file__).parent / "golden" / "hubspot"
 ANCHOR = datetime(2026, 11, 1, tzinfo=UTC)
@@ -50,7 +51,8 @@ def served_pages() -> dict[str, list[dict[str, Any]]]:
         hub = HubSpotConnector(HubSpotConfig(access_token="sandbox-token", base_url=emu.base_url))
         for object_type in OBJECTS:
             records = [{"remote_id": r.remote_id, "deleted": r.deleted, "data": r.data, "extra": r.extra}
-                       for page in hub.read(object_type, None, full=True) for r in page.records]
+                       for page in hub.read(object_type, None, full=True, fields=mapping_fields(hub, object_type))
+                       for r in page.records]
             out[object_type] = sample_events(records) if object_type == "email_events" else records
     return orjson.loads(orjson.dumps(out))
 

@@ -17,6 +17,7 @@ from journeyhub.ingest.mapper import Mapper
 from sandbox.common.faults import FaultConfig, FaultRule
 from sandbox.common.server import EmulatorServer
 from sandbox.hubspot import HubSpotData, HubSpotEmulator
+from tests.connectors.contract import mapping_fields
 
 FAST = RetryPolicy(max_attempts=3, max_seconds=10, initial_wait=0.01, max_backoff=0.05, max_vendor_wait=0.05)
 CONTACTS = 1_050
@@ -150,7 +151,8 @@ def test_the_hubs_own_notes_are_skipped_when_pulled(hub: HubSpotConnector) -> No
                                                            "hs_note_body": "mirrored"},
                                 associations=[("contacts", "1001")])])
     mapper = Mapper("hubspot", load_mappings(mappings_root(), "hubspot")["notes"])
-    records = [r for page in hub.read("notes", None, full=True) for r in page.records]
+    records = [r for page in hub.read("notes", None, full=True, fields=mapping_fields(hub, "notes"))
+               for r in page.records]
     assert len(records) == 1 and records[0].data["properties"]["journeyhub_item_id"] == "jh:mirror-1"
     assert mapper.map(records[0].remote_id, records[0].document()).skipped
 

@@ -5,7 +5,7 @@ the hub's core."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from canonical.db import make_engine
 from canonical.schema import upgrade
 from cli.context import UserError, chosen_systems
 from connectors import registry
-from connectors.base import ObjectDescription, Page, RemoteRecord, WriteOp, WriteResult
+from connectors.base import FieldInfo, ObjectDescription, Page, RemoteRecord, SourceField, WriteOp, WriteResult
 from connectors.meter import RequestMeter
 from connectors.package import ConnectorPackage, ConnectorSettings, Throttle, settings_config
 from connectors.retry import RetryPolicy
@@ -64,15 +64,18 @@ class AcmeConnector:
         return ["users"]
 
     def describe(self, object_type: str) -> ObjectDescription:
-        return ObjectDescription(object_type, {})
+        return ObjectDescription(object_type, {name: FieldInfo(name, "string") for name in USERS[0]})
 
-    def read(self, object_type: str, cursor: str | None, *, full: bool = False) -> Iterator[Page]:
+    def fields_for(self, object_type: str, paths: Iterable[str]) -> dict[str, SourceField | None]:
+        return {path: SourceField(path.split(".")[0]) for path in paths}
+
+    def read(self, object_type: str, cursor: str | None, *, full: bool = False,
+             fields: Sequence[str] | None = None) -> Iterator[Page]:
         pages = self.meter.pages()
         for position in range(0 if full or cursor is None else int(cursor), len(USERS)):
             self.meter.request()
-            user = USERS[position]
-            yield Page(object_type, [RemoteRecord(object_type, user["id"], dict(user))], str(position + 1),
-                       pages.take())
+            user = {name: value for name, value in USERS[position].items() if name == "id" or name in (fields or ())}
+            yield Page(object_type, [RemoteRecord(object_type, user["id"], user)], str(position + 1), pages.take())
 
     def write(self, object_type: str, ops: Sequence[WriteOp]) -> list[WriteResult]:
         return [WriteResult(op.key, ok=False, error="read-only") for op in ops]

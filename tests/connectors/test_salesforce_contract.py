@@ -20,7 +20,15 @@ from connectors.salesforce.reader import parse_time
 from sandbox.common.faults import FaultConfig, FaultRule
 from sandbox.common.server import EmulatorServer
 from sandbox.salesforce import SalesforceData, SalesforceEmulator
-from tests.connectors.contract import ConnectorContract, Harness, WriteContract, WriteHarness, drain, ids
+from tests.connectors.contract import (
+    ConnectorContract,
+    Harness,
+    WriteContract,
+    WriteHarness,
+    checked_fields,
+    drain,
+    ids,
+)
 
 FAST = RetryPolicy(max_attempts=3, max_seconds=5, initial_wait=0.01, max_backoff=0.05, max_vendor_wait=0.05)
 CONTACTS = 450
@@ -35,9 +43,9 @@ def seed() -> SalesforceData:
     return SalesforceData(records={"Contact": contacts})
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[SalesforceEmulator]:
-    em = SalesforceEmulator()
+@pytest.fixture(scope="module", params=["full", "plain"])
+def emulator(request: pytest.FixtureRequest) -> Iterator[SalesforceEmulator]:
+    em = SalesforceEmulator(org=request.param)
     em.load(seed())
     with EmulatorServer(em):
         yield em
@@ -72,9 +80,10 @@ def harness(emulator: SalesforceEmulator, failing_url: str) -> Harness:
         with emulator.lock:
             return emulator.store.create("Contact", {"LastName": "Created", "Email": "created@example.com"})
 
-    return Harness(connector=connector(emulator.base_url), object_type="Contact", live_ids=live_ids, touch=touch,
-                   delete=delete, create=create, bad_token_connector=lambda: connector(emulator.base_url, "nope"),
-                   failing_connector=lambda: connector(failing_url))
+    client = connector(emulator.base_url)
+    return Harness(connector=client, object_type="Contact", live_ids=live_ids, touch=touch, delete=delete,
+                   create=create, bad_token_connector=lambda: connector(emulator.base_url, "nope"),
+                   failing_connector=lambda: connector(failing_url), fields=checked_fields(client, "Contact"))
 
 
 @pytest.fixture(scope="module")
@@ -119,10 +128,10 @@ class TestSalesforceContract(ConnectorContract, WriteContract):
         assert stamps == sorted(stamps), "records come in SystemModstamp order (the watermark relies on it)"
 
     def test_soft_deleted_records_come_back_as_tombstones_that_keep_their_data(self, harness: Harness) -> None:
-        _, cursor = drain(harness.connector.read("Contact", None, full=True))
+        _, cursor = drain(harness.connector.read("Contact", None, full=True, fields=harness.fields))
         victim = sorted(harness.live_ids())[5]
         harness.delete(victim)
-        pages, _ = drain(harness.connector.read("Contact", cursor))
+        pages, _ = drain(harness.connector.read("Contact", cursor, fields=harness.fields))
         tombstone = next(r for page in pages for r in page.records if r.remote_id == victim)
         assert tombstone.deleted and tombstone.data is not None and tombstone.data["LastName"].startswith("Person")
 
@@ -223,7 +232,10 @@ def test_the_connector_objects_and_describe(emulator: SalesforceEmulator) -> Non
     assert set(client.objects()) == {"Contact", "Lead", "Account", "Opportunity", "OpportunityContactRole", "Case",
                                      "Task", "Event", "EmailMessage", "User"}
     task = client.describe("Task")
-    assert task.fields["External_Id__c"].external_id and task.fields["External_Id__c"].custom
+    if emulator.org == "full":
+        assert task.fields["External_Id__c"].external_id and task.fields["External_Id__c"].custom
+    else:
+        assert not any(field.custom for field in task.fields.values()), "a standard org has no custom fields"
     assert not task.fields["TaskSubtype"].updateable and not task.fields["IsClosed"].createable
 
 

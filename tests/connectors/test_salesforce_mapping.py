@@ -103,6 +103,7 @@ def _regenerate() -> None:
     from sandbox.common.server import EmulatorServer
     from sandbox.salesforce import SalesforceEmulator
     from sandbox.world import generate
+    from tests.connectors.contract import mapping_fields
 
     emulator = SalesforceEmulator()
     emulator.load(generate(300, 7, ANCHOR).salesforce)
@@ -111,7 +112,7 @@ def _regenerate() -> None:
         connector = SalesforceConnector(SalesforceConfig(instance_url=server.url, access_token="sandbox-token"))
         for object_type in OBJECTS:
             chosen: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-            for page in connector.read(object_type, None, full=True):
+            for page in connector.read(object_type, None, full=True, fields=mapping_fields(connector, object_type)):
                 for record in page.records:
                     assert record.data is not None
                     if object_type == "User" and record.data["Username"].startswith("hub@"):

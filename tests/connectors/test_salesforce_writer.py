@@ -20,6 +20,7 @@ from journeyhub.ingest.mapper import Mapper
 from sandbox.common.server import EmulatorServer
 from sandbox.salesforce import SalesforceEmulator
 from sandbox.world import generate
+from tests.connectors.contract import mapping_fields
 
 FAST = RetryPolicy(max_attempts=3, max_seconds=5, initial_wait=0.01, max_backoff=0.05, max_vendor_wait=0.05)
 JOURNEY_FIELDS = [("Journey_Stage__c", "text"), ("Journey_Segment__c", "text"),
@@ -101,7 +102,8 @@ def test_upserts_by_external_id_are_idempotent_and_cheap(emulator: SalesforceEmu
 
     # the hub's own Tasks never come back in as interactions
     task_mapping = Mapper("salesforce", load_mappings(mappings_root(), "salesforce")["Task"])
-    mine = [record for page in client.read("Task", None) for record in page.records
+    mine = [record for page in client.read("Task", None, fields=mapping_fields(client, "Task"))
+            for record in page.records
             if (record.data or {}).get("External_Id__c", "") and record.data["External_Id__c"].startswith("jh:")]
     assert len(mine) == 1000 and all(task_mapping.map(r.remote_id, r.document()).skipped for r in mine)
 

@@ -24,6 +24,8 @@ fields:
   email: properties.email
   last_name: properties.lastname
 merges: {from: properties.hs_merged_object_ids, transform: {split: ";"}, ref: contacts}
+linked:
+  - {from: _associations.deals, ref: deals}
 derived:
   - suffix: form
     when: {path: properties.form_date, present: true}
@@ -162,6 +164,38 @@ def test_relation_records_create_and_tombstone_associations(engine: Engine, hub:
         ("hubspot:deals:9", "hubspot:contacts:1", "decision_maker", False)]
     hub.store(Page("roles", [Record("roles", "r1", {"deal": "9", "contact": "1"}, deleted=True)], cursor=None))
     assert rows(engine, "SELECT is_deleted FROM association") == [(True,)]
+
+
+def test_a_relation_deleted_with_its_record_keeps_counting_and_one_deleted_alone_does_not(
+        engine: Engine, hub: PageLoader) -> None:
+    """An Opportunity's contact roles go to the recycle bin with it: history (the deal stays this person's);
+    a role removed from a live Opportunity is a correction (the person was not on that deal)."""
+    hub.store(Page("deals", [deal("9", None), deal("10", None)], cursor=None))
+    hub.store(Page("roles", [Record("roles", "r1", {"deal": "9", "contact": "1"}),
+                             Record("roles", "r2", {"deal": "10", "contact": "1"})], cursor=None))
+    hub.store(Page("deals", [Record("deals", "9", deal("9", None).data, deleted=True)], cursor=None))
+    hub.store(Page("roles", [Record("roles", "r1", {"deal": "9", "contact": "1"}, deleted=True),
+                             Record("roles", "r2", {"deal": "10", "contact": "1"}, deleted=True)], cursor=None))
+    assert rows(engine, "SELECT from_id, is_deleted FROM association ORDER BY from_id") == [
+        ("hubspot:deals:10", True), ("hubspot:deals:9", False)]
+
+
+def test_records_a_record_lists_as_its_own_relate_to_it_and_silence_keeps_them(engine: Engine,
+                                                                               hub: PageLoader) -> None:
+    """An archived HubSpot contact lists its deals on its own side only: each deal relates to the contact, as
+    the contact says (replaced when it says it again; a contact read without those associations says nothing)."""
+    archived = contact("1", "a@x.io")
+    archived.deleted, archived.extra = True, {"_associations": {"deals": ["9", "10"]}}
+    hub.store(Page("contacts", [archived], cursor=None))
+    assert rows(engine, "SELECT from_id, to_id, source_id, is_deleted FROM association ORDER BY from_id") == [
+        ("hubspot:deals:10", "hubspot:contacts:1", "hubspot:contacts:1", False),
+        ("hubspot:deals:9", "hubspot:contacts:1", "hubspot:contacts:1", False)]
+    hub.store(Page("contacts", [contact("1", "a@x.io")], cursor=None))     # live again, no such associations
+    assert len(rows(engine, "SELECT * FROM association")) == 2
+    again = contact("1", "a@x.io")
+    again.extra = {"_associations": {"deals": ["9"]}}
+    hub.store(Page("contacts", [again], cursor=None))
+    assert rows(engine, "SELECT from_id FROM association") == [("hubspot:deals:9",)]
 
 
 def test_merges_tombstone_the_loser_and_repoint_its_relations(engine: Engine, hub: PageLoader) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from connectors.base import Page
+from connectors.base import Page, SourceField
 from connectors.errors import RetriableError
 from journeyhub.config import load_config_file, mappings_root
 from journeyhub.ingest import pipeline
@@ -33,7 +33,11 @@ class Pages:
         self.fail_after = fail_after
         self.pages_read = 0
 
-    def read(self, object_type: str, cursor: str | None, full: bool = False) -> Iterator[Page]:
+    def fields_for(self, object_type: str, paths: Iterable[str]) -> dict[str, SourceField | None]:
+        return dict.fromkeys(paths)     # the prepared pages hold whatever they hold
+
+    def read(self, object_type: str, cursor: str | None, full: bool = False,
+             fields: Sequence[str] | None = None) -> Iterator[Page]:
         for page in self.pages:
             if self.fail_after is not None and self.pages_read == self.fail_after:
                 raise RetriableError("hubspot", "HTTP 503 after retries")
