@@ -121,6 +121,8 @@ def sync(system: list[str] = typer.Option(None, "--system", help="hubspot, sales
         print_results(results, full)
     for warning in (warning for result in results for warning in result.warnings):  # fields the org lacks
         output.note(f"[yellow]warning:[/] {escape(warning)}")
+    for note in (note for result in results for note in result.quarantine_notes()):  # bad data, not a failure
+        output.note(f"[yellow]note:[/] {escape(note)} (reasons: `journeyhub status`)")
     problems = [line for result in results for line in result.problems()]
     if problems:
         more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""

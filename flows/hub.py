@@ -1,8 +1,9 @@
 """The hub flow: pull every enabled CRM (concurrently) → resolve identities → tag lifecycle → push back.
 
 Each CRM's pull is its own subflow, so a failure in one does not stop the others. The run ends `Completed`
-only when every object of every step succeeded; else `Partial` (a failed run named so: some object failed,
-was partly quarantined or rejected) or `Failed` (no CRM could be pulled), the message naming them.
+only when every object of every step succeeded (records quarantined as bad data are counted and named in its
+message, never fatal); else `Partial` (a failed run named so: some object failed, some records were rejected
+by a CRM) or `Failed` (no CRM could be pulled), the message naming them.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def hub(systems: list[SystemName] | None = None, full: bool = False, push: bool 
         result.pushes = outcome(push_flow(pulled, dry_run=dry_run, return_state=True))
     update_progress_artifact(progress, 100.0)
     publish_hub(result)
-    message = "; ".join(result.problems()) or "every CRM pulled, tagged and pushed"
+    notes = [note for sync in result.syncs for note in sync.quarantine_notes()]
+    message = "; ".join(result.problems() + notes) or "every CRM pulled, tagged and pushed"
     run_log("hub run %s: %s", result.status, message, level={"succeeded": 20, "partial": 30}.get(result.status, 40))
     return final_state(result.status, message, result)

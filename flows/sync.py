@@ -107,23 +107,28 @@ class SystemSync:
 
     @property
     def status(self) -> str:
-        """`succeeded`: every object succeeded; `failed`: nothing was stored (every object failed, or the CRM
-        stopped before any object finished); `partial`: anything between (a failed object, quarantined
-        records, a CRM stopped half-way)."""
+        """`succeeded`: every object was pulled to the end; `failed`: nothing was (every object failed, or the CRM
+        stopped before any object finished); `partial`: anything between (a failed object, a CRM stopped
+        half-way). Quarantined records do not make a pull fail: they are bad data, stored with their reason,
+        counted and reported (`quarantine_notes`), never fatal to the run."""
         if not self.error and all(item.status == "succeeded" for item in self.objects):
             return "succeeded"
-        if not any(item.status in ("succeeded", "partial") for item in self.objects):
+        if not any(item.status == "succeeded" for item in self.objects):
             return "failed"
         return "partial"
 
     def problems(self) -> list[str]:
-        """One line per object that did not succeed (and why the CRM stopped), for messages and logs."""
-        lines = [f"{self.system} {item.object_type} {item.status}: "
-                 + (item.error or f"{item.counts.quarantined} record(s) quarantined")
+        """One line per object that failed (and why the CRM stopped), for messages and logs."""
+        lines = [f"{self.system} {item.object_type} {item.status}: {item.error}"
                  for item in self.objects if item.status != "succeeded"]
         if self.error and not any(item.error == self.error for item in self.objects):
             lines.append(f"{self.system} stopped: {self.error}")
         return lines
+
+    def quarantine_notes(self) -> list[str]:
+        """One line per object that quarantined records in this run (bad data to fix in the CRM)."""
+        return [f"{self.system} {item.object_type}: {item.counts.quarantined} record(s) quarantined"
+                for item in self.objects if item.counts.quarantined]
 
     @property
     def warnings(self) -> list[str]:
@@ -202,9 +207,8 @@ def pull_object(settings: Settings, context: HubContext, system: SystemName, spe
     except Exception as error:
         close_run(context.engine, row, "failed", f"{type(error).__name__}: {error}")
         raise
-    status = "partial" if counts.quarantined else "succeeded"
-    close_run(context.engine, row, status)
-    return ObjectResult(object_type, status, counts, time.perf_counter() - started, warnings=warnings)
+    close_run(context.engine, row, "succeeded")
+    return ObjectResult(object_type, "succeeded", counts, time.perf_counter() - started, warnings=warnings)
 
 
 def sync_system(settings: Settings, system: SystemName, *, full: bool = False, objects: list[str] | None = None,
@@ -243,7 +247,7 @@ def sync_crm(system: SystemName, full: bool = False, objects: list[str] | None =
     publish_sync(result)
     publish_warnings(result)
     totals = result.totals()
-    message = "; ".join(result.problems()) or (
+    message = "; ".join(result.problems() + result.quarantine_notes()) or (
         f"{system}: {len(result.objects)} objects, {totals.records_read} records read, {totals.inserted} inserted, "
         f"{totals.updated} updated")
     return final_state(result.status, message, result)

@@ -40,7 +40,7 @@ def test_demo_runs_the_whole_hub_prints_as_it_goes_and_hands_over(tmp_path: Path
     database = tmp_path / "demo" / "journeyhub.db"
     handover = lines[lines.index("Where things are:"):]
     assert handover[1].startswith(f"  database: {database} (SQLite; the views customer_360, unified_timeline")
-    assert re.fullmatch(r"  hub run: partial \(12 records quarantined, as the world intends\) in \d+ s", handover[2])
+    assert re.fullmatch(r"  hub run: succeeded \(12 records quarantined, as the world intends\) in \d+ s", handover[2])
     assert handover[3] == ("  truth check: matches the ground truth — 100.0% of 80 people resolved to exactly one "
                            "customer, 100.0% in the expected stage (100.0% entered at the expected time), 100.0% in "
                            "the expected segment, 12/12 deliberately bad records quarantined")

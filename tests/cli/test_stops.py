@@ -6,10 +6,11 @@ the command started survives it (found by an environment mark in /proc)."""
 from __future__ import annotations
 
 import json
-import shutil
 import signal
+import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -110,12 +111,18 @@ def tagged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, 
         yield running, folder / "hub.db"
 
 
+def copy_database(source: Path, target: Path) -> None:
+    """A consistent copy of a SQLite database, what its write-ahead log holds included (a file copy is not)."""
+    with closing(sqlite3.connect(source)) as original, closing(sqlite3.connect(target)) as copy:
+        original.backup(copy)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("signum", "group"), SIGNALS)
 def test_a_push_stopped_mid_batch_says_what_is_safe_and_leaves_no_process(
         tmp_path: Path, tagged: tuple[Sandbox, Path], signum: int, group: bool) -> None:
     sandbox, database = tagged
-    shutil.copy(database, tmp_path / "hub.db")
+    copy_database(database, tmp_path / "hub.db")
     sandbox.set_faults("hubspot", FaultConfig(rules=[FaultRule(kind="delay", method="POST",
                                                                path=r"/crm/v3/objects/\w+/batch/(update|create|upsert)",
                                                                delay_seconds=120)]))

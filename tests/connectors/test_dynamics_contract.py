@@ -87,21 +87,31 @@ def bare_url() -> Iterator[str]:
         yield server.url
 
 
+@pytest.fixture(scope="module")
+def write_emulator() -> Iterator[DynamicsEmulator]:
+    """The full org: write-back runs where an admin created the hub's fields (`bare_url` is an org where
+    nobody did, for what `ensure_fields` says then)."""
+    em = DynamicsEmulator(requests_per_5min=None)
+    em.load(seed())
+    with EmulatorServer(em):
+        yield em
+
+
 @pytest.fixture
-def write_harness(emulator: DynamicsEmulator, bare_url: str) -> WriteHarness:
+def write_harness(write_emulator: DynamicsEmulator, bare_url: str) -> WriteHarness:
     def raw_record(remote_id: str, columns: list[str]) -> dict[str, Any]:
-        response = httpx.get(f"{emulator.base_url}/api/data/v9.2/contacts({remote_id})",
+        response = httpx.get(f"{write_emulator.base_url}/api/data/v9.2/contacts({remote_id})",
                              params={"$select": ",".join(columns)}, headers={"Authorization": "Bearer sandbox-token"})
         response.raise_for_status()
         return response.json()
 
     def count_marked(marker: str) -> int:
-        with emulator.lock:
-            return sum(1 for row in emulator.store.all_rows("tasks") if row.get("new_externalid") == marker)
+        with write_emulator.lock:
+            return sum(1 for row in write_emulator.store.all_rows("tasks") if row.get("new_externalid") == marker)
 
-    with emulator.lock:
-        contacts = sorted(emulator.store.state("contacts").rows)
-    return WriteHarness(connector=connector(emulator.base_url), person_type="contacts", person_ids=contacts[10:],
+    with write_emulator.lock:
+        contacts = sorted(write_emulator.store.state("contacts").rows)
+    return WriteHarness(connector=connector(write_emulator.base_url), person_type="contacts", person_ids=contacts[10:],
                         missing_person_id=str(uuid.uuid5(NS, "nobody")),
                         fields=[FieldSpec("new_journeystage"), FieldSpec("new_stageenteredon", "datetime")],
                         mirror_object="tasks", marker_field="new_externalid", raw_record=raw_record,

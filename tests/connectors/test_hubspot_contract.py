@@ -97,27 +97,37 @@ def bare_url() -> Iterator[str]:
         yield server.url
 
 
+@pytest.fixture(scope="module")
+def write_emulator() -> Iterator[HubSpotEmulator]:
+    """The full org: write-back runs where an admin created the hub's fields (`bare_url` is an org where
+    nobody did, for what `ensure_fields` says then)."""
+    emu = HubSpotEmulator()
+    emu.load(generate(300, 7, ANCHOR).hubspot)
+    with EmulatorServer(emu):
+        yield emu
+
+
 @pytest.fixture
-def write_harness(emulator: HubSpotEmulator, bare_url: str) -> WriteHarness:
-    hub = connector(emulator.base_url)
+def write_harness(write_emulator: HubSpotEmulator, bare_url: str) -> WriteHarness:
+    hub = connector(write_emulator.base_url)
     fields = [FieldSpec("journey_stage", label="Journey stage"),
               FieldSpec("journey_stage_entered_at", "datetime", "Journey stage entered at"),
               FieldSpec("journeyhub_email_opens", "number", "Marketing email opens")]
     hub.ensure_fields({"contacts": fields, "notes": [FieldSpec("journeyhub_item_id", marker=True)]},
                       group="journeyhub")
-    with emulator.lock:
-        contacts = sorted(emulator.store.types["contacts"].active)
+    with write_emulator.lock:
+        contacts = sorted(write_emulator.store.types["contacts"].active)
 
     def raw_record(remote_id: str, properties: list[str]) -> dict[str, Any]:
-        response = httpx.get(f"{emulator.base_url}/crm/v3/objects/contacts/{remote_id}",
+        response = httpx.get(f"{write_emulator.base_url}/crm/v3/objects/contacts/{remote_id}",
                              params={"properties": ",".join(properties)},
                              headers={"Authorization": "Bearer sandbox-token"})
         response.raise_for_status()
         return response.json()
 
     def count_marked(marker: str) -> int:
-        with emulator.lock:
-            notes = emulator.store.types["notes"]
+        with write_emulator.lock:
+            notes = write_emulator.store.types["notes"]
             return sum(1 for num in notes.active if notes.records[str(num)].props.get("journeyhub_item_id") == marker)
 
     return WriteHarness(connector=hub, person_type="contacts", person_ids=[str(num) for num in contacts[10:]],

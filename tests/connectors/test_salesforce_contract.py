@@ -93,22 +93,32 @@ def bare_url() -> Iterator[str]:
         yield server.url
 
 
+@pytest.fixture(scope="module")
+def write_emulator() -> Iterator[SalesforceEmulator]:
+    """The full org: write-back runs where an admin created the hub's fields (`bare_url` is an org where
+    nobody did, for what `ensure_fields` says then)."""
+    em = SalesforceEmulator()
+    em.load(seed())
+    with EmulatorServer(em):
+        yield em
+
+
 @pytest.fixture
-def write_harness(emulator: SalesforceEmulator, bare_url: str) -> WriteHarness:
-    client = connector(emulator.base_url)
+def write_harness(write_emulator: SalesforceEmulator, bare_url: str) -> WriteHarness:
+    client = connector(write_emulator.base_url)
 
     def raw_record(remote_id: str, fields: list[str]) -> dict[str, Any]:
-        response = httpx.get(f"{emulator.base_url}/services/data/v{client.config.api_version}/sobjects/Contact/"
+        response = httpx.get(f"{write_emulator.base_url}/services/data/v{client.config.api_version}/sobjects/Contact/"
                              f"{remote_id}", params={"fields": ",".join(fields)},
                              headers={"Authorization": "Bearer sandbox-token"})
         response.raise_for_status()
         return response.json()
 
     def count_marked(marker: str) -> int:
-        return sum(1 for task in emulator.records("Task") if task.get("External_Id__c") == marker
+        return sum(1 for task in write_emulator.records("Task") if task.get("External_Id__c") == marker
                    and not task.get("IsDeleted"))
 
-    live = sorted(record["Id"] for record in emulator.records("Contact") if not record["IsDeleted"])
+    live = sorted(record["Id"] for record in write_emulator.records("Contact") if not record["IsDeleted"])
     return WriteHarness(connector=client, person_type="Contact", person_ids=live[10:],
                         missing_person_id="0030W0000000000QAA",
                         fields=[FieldSpec("Journey_Stage__c"), FieldSpec("Last_Interaction_At__c", "datetime")],

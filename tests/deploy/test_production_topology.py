@@ -313,8 +313,7 @@ def sequential_versus_parallel(topology: Topology, world: Sandbox) -> dict[str, 
             "peaks in a row": assert_within_budgets(world)}
 
 
-@pytest.mark.skipif(not os.environ.get("JOURNEYHUB_MEASURE_SCALE_OUT"), reason="a measurement: set "
-                    "JOURNEYHUB_MEASURE_SCALE_OUT=1 to compare three runs at once with the same three in a row")
+@pytest.mark.measure  # a benchmark, deselected by default: `python -m pytest -m measure tests/deploy -s`
 def test_measure_three_syncs_at_once_against_in_a_row(topology: Topology, world: Sandbox) -> None:
     needs("deployed")
     measured = sequential_versus_parallel(topology, world)

@@ -251,7 +251,7 @@ def test_a_missing_write_back_marker_is_looked_for_on_every_run(engine: Engine) 
 def test_hubspot_asks_for_its_marker_before_the_first_push_creates_it(engine: Engine) -> None:
     """HubSpot ignores a property it lacks, so the notes' marker is asked for while it is missing: the hub's
     first note after the push that created it is recognised at once, however fresh the cached describe."""
-    from connectors.base import WriteOp
+    from connectors.base import FieldSpec, WriteOp
     from connectors.hubspot import HubSpotConfig, HubSpotConnector
     from journeyhub.ingest.loader import PageLoader
     from journeyhub.ingest.sync import pull_pages
@@ -267,7 +267,8 @@ def test_hubspot_asks_for_its_marker_before_the_first_push_creates_it(engine: En
         before = plan_read(engine, hub, specs["notes"])
         assert [use.name for use in before.missing_optional] == ["journeyhub_item_id"]
         assert "journeyhub_item_id" in before.fields
-        hub.ensure_properties("notes", "journeyhub", "Journey Hub", [("journeyhub_item_id", "Item", "string")])
+        hub.ensure_fields({"notes": [FieldSpec("journeyhub_item_id", "string", "Item", marker=True)]},
+                          group="journeyhub")
         hub.write("notes", [WriteOp("create", "jh:mirror-1", {"hs_timestamp": "2026-02-01T00:00:00Z",
                                                                "hs_note_body": "mirrored"},
                                     associations=[("contacts", "101")])])
