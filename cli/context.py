@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -29,6 +30,18 @@ class UserError(Exception):
 def fail(message: str, code: int = 1) -> typer.Exit:
     errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def moment(option: str, value: str | None) -> datetime | None:
+    """A date or timestamp option (`2026-11-01`, `2026-11-01T12:00:00Z`); a time without a zone is UTC."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(f"{option} {value!r} is not a date or timestamp (use e.g. 2026-11-01 or "
+                        "2026-11-01T12:00:00Z)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def settings() -> Settings:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import typer
@@ -15,17 +15,6 @@ from cli import context, output, stop
 from cli.context import UserError, console
 from flows.runtime import seconds_text
 from journeyhub.journey.explain import Explanation, explain
-
-
-def parse_as_of(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise UserError(f"--as-of {value!r} is not a date or timestamp (use e.g. 2026-11-01 or "
-                        "2026-11-01T12:00:00Z)") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def tag(as_of: str | None = typer.Option(None, help="evaluate as of this date/time (default: now)"),
@@ -41,7 +30,7 @@ def tag(as_of: str | None = typer.Option(None, help="evaluate as of this date/ti
         output.say("resolving identities, tagging stages and segments…")
     started = time.monotonic()
     with output.run_log_lines(to_stderr=as_json):
-        summary = run_journey(settings, as_of=parse_as_of(as_of), full=full)
+        summary = run_journey(settings, as_of=context.moment("--as-of", as_of), full=full)
     if as_json:
         output.emit_json({"command": "tag", **asdict(summary)})
         return

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from cli import output, stop
+from cli import context, output, stop
 from cli.context import UserError
 
 sandbox_app = typer.Typer(help="Local HubSpot, Salesforce and Dataverse emulators with a generated world.",
@@ -29,16 +29,6 @@ def _org(value: str) -> str:
     return value
 
 
-def _anchor(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise UserError(f"--anchor {value!r} is not a date (use e.g. 2026-11-01)") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 @sandbox_app.command("generate")
 def generate(people: int = typer.Option(2000, min=1, help="people in the world"),
              seed: int = typer.Option(7, help="same seed, same world"),
@@ -51,8 +41,8 @@ def generate(people: int = typer.Option(2000, min=1, help="people in the world")
     from sandbox.world import generate as make_world
     from sandbox.world import write_world
 
-    world = make_world(people, seed, _anchor(anchor) or datetime.now(UTC).replace(hour=0, minute=0, second=0,
-                                                                                 microsecond=0),
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    world = make_world(people, seed, context.moment("--anchor", anchor) or today,
                        org=_org(org), history=history)
     out.mkdir(parents=True, exist_ok=True)
     write_world(world, out)
@@ -82,8 +72,8 @@ def up(people: int = typer.Option(2000, min=1, help="people in the generated wor
         if port_base else None
     stop.on_stop("sandbox up", "the emulators are stopped (they keep nothing: the next `journeyhub sandbox up` "
                                "generates the same world again)")
-    with Sandbox(people=people, seed=seed, anchor=_anchor(anchor), faults=faults, ports=ports, org=_org(org),
-                 history=history) as sandbox:
+    with Sandbox(people=people, seed=seed, anchor=context.moment("--anchor", anchor), faults=faults, ports=ports,
+                 org=_org(org), history=history) as sandbox:
         if truth is not None:
             truth.write_text(json.dumps(sandbox.truth, indent=1, ensure_ascii=False), encoding="utf-8")
         output.say(f"# Journey Hub sandbox: {people} people, seed {seed}, faults {faults}, org {org}"

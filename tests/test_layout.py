@@ -130,3 +130,19 @@ def test_the_hub_distribution_does_not_ship_the_sandbox() -> None:
     include = next(line for line in text.splitlines() if line.startswith("include = ["))
     assert "sandbox" not in include.split("#")[0]
     assert (ROOT / "sandbox" / "pyproject.toml").exists(), "the sandbox is its own distribution"
+
+
+def test_the_wheel_production_workers_install_holds_the_hub_and_no_emulator(tmp_path: Path) -> None:
+    """`pip install .` (what a worker installs) ships the hub's packages and mappings, not the sandbox."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                    str(tmp_path), str(ROOT)], check=True, capture_output=True, timeout=300)
+    wheel = next(tmp_path.glob("journeyhub-*.whl"))
+    tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist() if "/" in name}
+    assert {"canonical", "connectors", "journeyhub", "flows", "cli", "mappings"} <= tops
+    assert "sandbox" not in tops and "tests" not in tops and "bench" not in tops, sorted(tops)
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "mappings/hubspot/contacts.yaml" in names and "canonical/migrations/env.py" in names
