@@ -57,12 +57,36 @@ class RetriableError(ConnectorError):
         self.retry_after = retry_after
 
 
+class HostUnreachable(FatalError):
+    """The CRM's host has not answered for the run's window (or its name does not resolve): every further call
+    of that CRM in this run fails at once (`connectors.breaker`). `setting` names the variable to fix."""
+
+    def __init__(self, system: str, message: str, *, host: str, setting: str) -> None:
+        super().__init__(system, message)
+        self.host = host
+        self.setting = setting
+
+
 class RateLimited(RetriableError):
     """429 (or Salesforce's REQUEST_LIMIT_EXCEEDED when transient)."""
 
 
 class UpstreamError(RetriableError):
     """5xx or a network failure."""
+
+
+class Unreachable(UpstreamError):
+    """No HTTP answer at all: the connection was refused, the name did not resolve, TLS failed or connecting
+    timed out. Every connector raises this one class for those, so one breaker (`connectors.breaker`) can stop
+    a CRM whose host stays silent. `permanent`: retrying cannot help (a name that does not exist)."""
+
+    def __init__(self, system: str, message: str, *, host: str, setting: str, reason: str,
+                 permanent: bool = False) -> None:
+        super().__init__(system, message)
+        self.host = host
+        self.setting = setting
+        self.reason = reason
+        self.permanent = permanent
 
 
 class TokenExpired(RetriableError):

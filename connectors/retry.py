@@ -2,7 +2,9 @@
 
 Retriable errors are retried with the vendor's requested wait when it gave one (Retry-After, HubSpot's
 policy window), otherwise exponential backoff with jitter; bounded in attempts and in total time. Fatal and
-skippable errors are raised at once. A 401 on a refreshable token triggers exactly one refresh.
+skippable errors are raised at once. A 401 on a refreshable token triggers exactly one refresh. A client's
+`Breaker` (`connectors.breaker`), when given, guards every attempt: a host that stays silent for
+`unreachable_seconds` stops its CRM for the run instead of being retried per call.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from connectors.breaker import Breaker
 from connectors.errors import AuthError, RetriableError, TokenExpired
 
 T = TypeVar("T")
@@ -37,6 +40,7 @@ class RetryPolicy:
     initial_wait: float = 0.5
     max_backoff: float = 30.0
     max_vendor_wait: float = 120.0
+    unreachable_seconds: float = 30.0    # a host without any answer this long stops its CRM (connectors.breaker)
 
     def retrying(self) -> Retrying:
         backoff = wait_exponential_jitter(initial=self.initial_wait, max=self.max_backoff, jitter=self.initial_wait)
@@ -65,8 +69,9 @@ def _log(state: RetryCallState) -> None:
 
 
 def call(fn: Callable[[], T], *, refresh: Callable[[], None] | None = None,
-         policy: RetryPolicy = DEFAULT_POLICY) -> T:
-    """Run `fn` under the retry policy; on TokenExpired, `refresh` once and try again."""
+         policy: RetryPolicy = DEFAULT_POLICY, breaker: Breaker | None = None) -> T:
+    """Run `fn` under the retry policy; on TokenExpired, `refresh` once and try again; each attempt under
+    `breaker` (which raises HostUnreachable, not retried, once the host has been silent too long)."""
 
     def attempt() -> T:
         try:
@@ -82,4 +87,6 @@ def call(fn: Callable[[], T], *, refresh: Callable[[], None] | None = None,
             raise AuthError(again.system, "authentication failed right after a token refresh; "
                             "check the credentials") from None
 
-    return policy.retrying()(attempt)
+    if breaker is None:
+        return policy.retrying()(attempt)
+    return policy.retrying()(lambda: breaker.run(attempt))

@@ -159,6 +159,8 @@ class Settings(ReadsHubEnvironment, BaseSettings):
                                                   "one reads and writes")
     map_in_worker_after: int = Field(1000, ge=0, description="records a pull reads before its mapping moves to "
                                                              "the worker (small incremental pulls never start it)")
+    unreachable_seconds: float = Field(30.0, gt=0, description="a CRM host that gives no answer at all for this "
+                                                               "long is given up on for the run")
 
     _environ: Mapping[str, str] | None = PrivateAttr(None)
     _systems: dict[str, ConnectorSettings] = PrivateAttr(default_factory=dict)

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from connectors import retry
+from connectors.breaker import Breaker, connection_failure
 from connectors.dynamics.objects import SYSTEM
 from connectors.errors import (
     AuthError,
@@ -32,6 +33,7 @@ from connectors.errors import (
     PermissionDenied,
     RateLimited,
     SkippableError,
+    Unreachable,
     UpstreamError,
 )
 from connectors.meter import RequestMeter
@@ -241,6 +243,7 @@ class DataverseClient:
         self.config = config
         self.meter = RequestMeter(config.throttle)
         self.auth = make_auth(config)
+        self.breaker = Breaker(SYSTEM, "Dynamics 365", config.retry.unreachable_seconds)
         self._http = httpx.Client(
             base_url=config.api_root, auth=self.auth, timeout=config.timeout_seconds,
             headers={"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"},
@@ -258,7 +261,8 @@ class DataverseClient:
                 headers: dict[str, str] | None = None, content: bytes | None = None) -> httpx.Response:
         """Send under the retry policy; a translated `connectors.errors` class on failure. Absolute URLs
         (nextLink, deltaLink) are sent exactly as given."""
-        return retry.call(lambda: self._once(method, url, params, headers, content), policy=self.config.retry)
+        return retry.call(lambda: self._once(method, url, params, headers, content), policy=self.config.retry,
+                          breaker=self.breaker)
 
     def get_json(self, url: str, *, params: dict[str, str] | None = None,
                  prefer: str | None = None) -> dict[str, Any]:
@@ -273,6 +277,8 @@ class DataverseClient:
         what = f"{method} {_short(url)}"
         try:
             response = self._http.request(method, url, params=params, headers=headers, content=content)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            raise self.unreachable(error, what) from None
         except httpx.TimeoutException:
             raise UpstreamError(SYSTEM, f"{what}: no answer within {self.config.timeout_seconds:g} s") from None
         except httpx.TransportError as error:
@@ -282,6 +288,19 @@ class DataverseClient:
         if error is not None:
             raise error
         return response
+
+    def unreachable(self, error: httpx.TransportError, what: str) -> Unreachable:
+        """A connect failure, naming the host tried and the setting that chose it (the org's, or the token
+        endpoint's)."""
+        why, permanent = connection_failure(error)
+        try:
+            host = error.request.url.netloc.decode("ascii", "replace")
+        except RuntimeError:   # an error raised without its request
+            host = httpx.URL(self.config.org_url).netloc.decode("ascii", "replace")
+        org = httpx.URL(self.config.org_url).netloc.decode("ascii", "replace")
+        setting = "DYNAMICS_URL" if host.lower() == org.lower() else "DYNAMICS_TOKEN_URL (or DYNAMICS_TENANT_ID)"
+        return Unreachable(SYSTEM, f"{what}: could not reach Dataverse at {host} ({why})", host=host,
+                           setting=setting, reason=why, permanent=permanent)
 
     def close(self) -> None:
         self._http.close()

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import requests
@@ -22,6 +23,7 @@ from hubspot import HubSpot
 from hubspot.utils.requests.http_request_builder import Request as RawRequest
 
 from connectors import retry
+from connectors.breaker import Breaker, connection_failure, failed_to_connect
 from connectors.errors import (
     AuthError,
     ConnectorError,
@@ -29,6 +31,7 @@ from connectors.errors import (
     PermissionDenied,
     RateLimited,
     SkippableError,
+    Unreachable,
     UpstreamError,
 )
 from connectors.meter import RequestMeter
@@ -67,6 +70,7 @@ class HubSpotClient:
         base = config.base_url.rstrip("/")
         self.sdk = HubSpot(access_token=config.access_token, host=base, base_url=base, retry=NO_RETRIES)
         self.meter = RequestMeter(config.throttle)
+        self.breaker = Breaker(SYSTEM, "HubSpot", config.retry.unreachable_seconds)
         self._session = requests.Session()
 
     @property
@@ -117,7 +121,7 @@ class HubSpotClient:
         """`fn(*args, **kwargs)` (a generated SDK method) under the retry policy; the parsed JSON body.
         `record_id` marks a call about one record, whose 404 is skippable rather than fatal."""
         return retry.call(lambda: self.request(fn, *args, what=what, record_id=record_id, **kwargs),
-                          policy=self.config.retry)
+                          policy=self.config.retry, breaker=self.breaker)
 
     def request(self, fn: Callable[..., Any], *args: Any, what: str, record_id: str | None = None,
                 **kwargs: Any) -> Any:
@@ -130,7 +134,7 @@ class HubSpotClient:
             finally:
                 response.release_conn()
         except Exception as error:
-            translated = translate(error, what, record_id)
+            translated = translate(error, what, record_id, self.config.base_url)
             if translated is error:
                 raise
             raise translated from None
@@ -147,13 +151,19 @@ class HubSpotClient:
             try:
                 response = self._session.get(request.get_url(), timeout=self.config.timeout_seconds,
                                              **request.get_options_for_sending())
+            except (requests.ConnectTimeout, requests.exceptions.SSLError) as error:
+                raise unreachable(error, what, self.config.base_url) from None
+            except requests.ConnectionError as error:
+                if _connect_failure(error):
+                    raise unreachable(error, what, self.config.base_url) from None
+                raise UpstreamError(SYSTEM, f"{what}: {type(error).__name__}: {error}") from None
             except requests.RequestException as error:
                 raise UpstreamError(SYSTEM, f"{what}: {type(error).__name__}: {error}") from None
             if not 200 <= response.status_code < 300:
                 raise http_error(response.status_code, response.content, response.headers, what, None)
             return parse(response.content, what)
 
-        return retry.call(attempt, policy=self.config.retry)
+        return retry.call(attempt, policy=self.config.retry, breaker=self.breaker)
 
     def close(self) -> None:
         for name in ("objects_basic", "objects_search", "objects_batch", "associations_batch", "owners_api",
@@ -175,7 +185,7 @@ def parse(body: bytes | None, what: str) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------- errors
-def translate(error: Exception, what: str, record_id: str | None) -> Exception:
+def translate(error: Exception, what: str, record_id: str | None, base_url: str = "") -> Exception:
     """An exception an SDK call raised → the error class that says what the caller should do. Each generated
     package has its own `ApiException` class, so they are recognised by shape (`status`, `body`); anything
     else that is not a transport failure is a bug and is returned unchanged."""
@@ -183,10 +193,30 @@ def translate(error: Exception, what: str, record_id: str | None) -> Exception:
     if isinstance(status, int) and status > 0 and hasattr(error, "body"):
         headers = getattr(error, "headers", None) or {}
         return http_error(status, getattr(error, "body", None), headers, what, record_id)
+    if _connect_failure(error):
+        return unreachable(error, what, base_url)
     if isinstance(error, urllib3.exceptions.HTTPError | OSError) or (status == 0 and hasattr(error, "reason")):
         reason = getattr(error, "reason", None) or error
         return UpstreamError(SYSTEM, f"{what}: could not reach HubSpot ({type(error).__name__}: {reason})")
     return error
+
+
+#: urllib3's exceptions for "no connection was made" (NameResolutionError is a NewConnectionError)
+CONNECT_FAILURES = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError,
+                    urllib3.exceptions.SSLError)
+
+
+def _connect_failure(error: BaseException) -> bool:
+    """Whether no HTTP connection was made (also when wrapped: MaxRetryError's `reason`, requests'
+    ConnectionError, the SDK's `ApiException(status=0)` raised while handling one)."""
+    return failed_to_connect(error, CONNECT_FAILURES)
+
+
+def unreachable(error: BaseException, what: str, base_url: str) -> Unreachable:
+    why, permanent = connection_failure(error)
+    host = urlsplit(base_url).netloc or base_url or "the API host"
+    return Unreachable(SYSTEM, f"{what}: could not reach HubSpot at {host} ({why})", host=host,
+                       setting="HUBSPOT_BASE_URL", reason=why, permanent=permanent)
 
 
 def http_error(status: int, body: Any, headers: Any, what: str, record_id: str | None) -> ConnectorError:

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
@@ -38,6 +39,7 @@ from simple_salesforce.exceptions import (
 from simple_salesforce.login import SalesforceLogin
 
 from connectors import retry
+from connectors.breaker import Breaker, connection_failure, failed_to_connect
 from connectors.errors import (
     AuthError,
     ConfigError,
@@ -46,6 +48,7 @@ from connectors.errors import (
     PermissionDenied,
     RateLimited,
     TokenExpired,
+    Unreachable,
     UpstreamError,
 )
 from connectors.meter import RequestMeter
@@ -57,6 +60,10 @@ log = logging.getLogger("journeyhub.connectors.salesforce")
 
 NO_SUCH_COLUMN = re.compile(r"No such column '(\w+)'")   # INVALID_FIELD names the field only in its message
 DAILY_LIMIT_WAIT = 3600.0  # the daily allocation is a rolling 24 h window: nothing frees up in seconds
+#: requests' and urllib3's exceptions for "no connection was made" (urllib3's NameResolutionError is a
+#: NewConnectionError; requests wraps them in ConnectionError)
+CONNECT_FAILURES = (requests.ConnectTimeout, requests.exceptions.SSLError, urllib3.exceptions.NewConnectionError,
+                    urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.SSLError)
 REFRESHABLE_HINT = ("set SALESFORCE_CLIENT_ID + SALESFORCE_CLIENT_SECRET (client credentials) or "
                     "SALESFORCE_USERNAME + SALESFORCE_PASSWORD + SALESFORCE_SECURITY_TOKEN instead of a session id, "
                     "so the hub can log in again by itself")
@@ -160,6 +167,7 @@ class SalesforceClient:
         self.config = config
         self.endpoints = endpoints(config)
         self.meter = RequestMeter(config.throttle)
+        self.breaker = Breaker(SYSTEM, "Salesforce", config.retry.unreachable_seconds)
         self.transport = Transport(self.endpoints.rewrites, config.timeout_seconds, self.meter)
         self.session = requests.Session()
         self.session.mount("https://", self.transport)
@@ -230,6 +238,8 @@ class SalesforceClient:
             raise AuthError(SYSTEM, f"login failed ({error.code}: {error.message}); check the {who} and that "
                             "the connected app / user may use the API") from None
         except requests.RequestException as error:
+            if failed_to_connect(error, CONNECT_FAILURES):
+                raise self.unreachable(error, "login") from None
             raise UpstreamError(SYSTEM, f"cannot reach the Salesforce login endpoint: {error}") from None
         log.info("logged in to Salesforce at %s", self.endpoints.instance_url)
         return str(token)
@@ -245,7 +255,8 @@ class SalesforceClient:
         def attempt() -> T:
             return self._translated(what, sobject, lambda: fn(self.sf))
 
-        return retry.call(attempt, refresh=self.refresh if self.refreshable else None, policy=self.config.retry)
+        return retry.call(attempt, refresh=self.refresh if self.refreshable else None, policy=self.config.retry,
+                          breaker=self.breaker)
 
     def _translated(self, what: str, sobject: str | None, fn: Callable[[], T]) -> T:
         try:
@@ -255,8 +266,20 @@ class SalesforceClient:
         except SalesforceOperationError as error:
             raise UpstreamError(SYSTEM, f"{what}: {error}") from None
         except (requests.ConnectionError, requests.Timeout) as error:
+            if failed_to_connect(error, CONNECT_FAILURES):
+                raise self.unreachable(error, what) from None
             raise UpstreamError(SYSTEM, f"{what}: network error talking to {self.endpoints.instance_url}: "
                                 f"{type(error).__name__}") from None
+
+    def unreachable(self, error: requests.RequestException, what: str) -> Unreachable:
+        """A connect failure, naming the host tried and the setting that chose it (the login endpoint of a
+        hosted org is SALESFORCE_DOMAIN's)."""
+        why, permanent = connection_failure(error)
+        url = getattr(getattr(error, "request", None), "url", None) or self.endpoints.instance_url
+        host = urlsplit(url).netloc or self.endpoints.netloc
+        setting = "SALESFORCE_INSTANCE_URL" if host.lower() == self.endpoints.netloc else "SALESFORCE_DOMAIN"
+        return Unreachable(SYSTEM, f"{what}: could not reach Salesforce at {host} ({why})", host=host,
+                           setting=setting, reason=why, permanent=permanent)
 
     def translate(self, error: SalesforceError, what: str, sobject: str | None) -> Exception:
         """One simple-salesforce exception → the connectors.errors class the caller acts on."""

@@ -158,3 +158,22 @@ def test_quarantined_records_are_named_but_not_fatal_and_a_push_that_cannot_run_
     pushed = push_flow(["salesforce"], return_state=True)
     assert pushed.is_failed() and pushed.name == "Failed"
     assert (pushed.message or "").startswith("salesforce: push not run: ")
+
+
+def test_a_dead_crm_host_stops_its_flow_run_after_the_breaker_window(
+        harness: None, hub_env: tuple[Sandbox, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default retries (8 attempts, page tasks retried twice) but a 2 s window: the CRM's run ends in
+    seconds, Failed, with one line naming the setting (connectors/breaker.py)."""
+    import time
+
+    from flows.sync import sync_crm
+
+    monkeypatch.setenv("HUBSPOT_BASE_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    monkeypatch.setenv("JOURNEYHUB_UNREACHABLE_SECONDS", "2")
+    started = time.monotonic()
+    state = sync_crm(system="hubspot", return_state=True)
+    assert time.monotonic() - started < 20
+    result = outcome(state)
+    assert state.is_failed() and state.name == "Failed" and len(result.objects) == 1
+    assert "cannot be reached (connection refused)" in (state.message or "")
+    assert "check HUBSPOT_BASE_URL" in (state.message or "")

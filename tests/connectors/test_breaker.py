@@ -1,0 +1,226 @@
+"""The circuit breaker per CRM (connectors/breaker.py): a host that gives no answer at all stops its CRM after
+the window (at once for a name that does not resolve), any HTTP answer closes it, and every connector turns its
+HTTP library's connect failures into the one shared `Unreachable` class."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from canonical.db import make_engine
+from canonical.schema import upgrade
+from cli.demo_run import free_port
+from connectors.breaker import Breaker
+from connectors.errors import HostUnreachable, RateLimited, Unreachable, UpstreamError
+from connectors.retry import RetryPolicy, call
+from journeyhub.connections import open_connector
+from journeyhub.settings import Settings
+from sandbox.runtime import Sandbox
+from tests.cli.processes import CLI, clean_env
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def refused(permanent: bool = False) -> Unreachable:
+    return Unreachable("hubspot", "GET /crm/v3/owners: could not reach HubSpot", host="127.0.0.1:9",
+                       setting="HUBSPOT_BASE_URL", reason="connection refused", permanent=permanent)
+
+
+def fails_with(error: Exception, clock: Clock | None = None, advance: float = 0.0):
+    calls = []
+
+    def fn() -> None:
+        calls.append(1)
+        if clock is not None:
+            clock.now += advance
+        raise error
+
+    return fn, calls
+
+
+def test_it_opens_after_the_window_of_unanswered_attempts_and_then_fails_without_calling() -> None:
+    clock = Clock()
+    breaker = Breaker("hubspot", "HubSpot", window=30.0, clock=clock)
+    fn, calls = fails_with(refused())
+    for _ in range(3):                       # t = 0, 10, 20: still inside the window, the error is retriable
+        with pytest.raises(Unreachable):
+            breaker.run(fn)
+        clock.now += 10.0
+    with pytest.raises(HostUnreachable) as opened:   # t = 30
+        breaker.run(fn)
+    assert len(calls) == 4
+    message = str(opened.value)
+    assert message.startswith("hubspot: HubSpot at 127.0.0.1:9 cannot be reached (connection refused)")
+    assert "HUBSPOT_BASE_URL" in message and "30 s" in message
+    with pytest.raises(HostUnreachable):
+        breaker.run(lambda: calls.append(1))
+    assert len(calls) == 4, "an open breaker does not touch the network"
+
+
+def test_the_window_counts_from_the_start_of_the_first_silent_attempt() -> None:
+    """A connect timeout as long as the window is one attempt: it opens the breaker by itself."""
+    clock = Clock()
+    breaker = Breaker("dynamics", "Dynamics 365", window=30.0, clock=clock)
+    fn, _ = fails_with(refused(), clock, advance=30.0)
+    with pytest.raises(HostUnreachable):
+        breaker.run(fn)
+
+
+@pytest.mark.parametrize("answer", [RateLimited("hubspot", "429", status=429, retry_after=1.0),
+                                    UpstreamError("hubspot", "HubSpot answered 503", status=503), None])
+def test_any_http_answer_closes_it_again(answer: Exception | None) -> None:
+    clock = Clock()
+    breaker = Breaker("hubspot", "HubSpot", window=30.0, clock=clock)
+    silent, _ = fails_with(refused())
+    with pytest.raises(Unreachable):
+        breaker.run(silent)
+    clock.now += 25.0
+    if answer is None:
+        assert breaker.run(lambda: "ok") == "ok"
+    else:
+        with pytest.raises(type(answer)):
+            breaker.run(fails_with(answer)[0])
+    clock.now += 25.0                       # 50 s after the first silent attempt, 25 s after the answer
+    with pytest.raises(Unreachable) as still:
+        breaker.run(silent)
+    assert not isinstance(still.value, HostUnreachable)
+
+
+def test_a_read_timeout_neither_counts_nor_closes() -> None:
+    """A slow answer is not a dead host: it keeps its own retries and does not open the breaker."""
+    clock = Clock()
+    breaker = Breaker("hubspot", "HubSpot", window=30.0, clock=clock)
+    with pytest.raises(UpstreamError):
+        breaker.run(fails_with(UpstreamError("hubspot", "no answer within 30 s"), clock, advance=60.0)[0])
+    assert breaker.opened is None and breaker.silent_since is None
+
+
+def test_a_name_that_does_not_resolve_opens_it_at_once() -> None:
+    breaker = Breaker("hubspot", "HubSpot", window=30.0, clock=Clock())
+    with pytest.raises(HostUnreachable, match="its name does not resolve"):
+        breaker.run(fails_with(refused(permanent=True))[0])
+
+
+def test_under_the_retry_policy_the_breaker_stops_the_retries() -> None:
+    """8 attempts / 300 s would retry a refused connection for a minute; the breaker ends it after its window."""
+    breaker = Breaker("hubspot", "HubSpot", window=0.3)
+    fn, calls = fails_with(refused())
+    started = time.monotonic()
+    with pytest.raises(HostUnreachable):
+        call(fn, policy=RetryPolicy(initial_wait=0.05, max_backoff=0.1), breaker=breaker)
+    assert time.monotonic() - started < 2.0 and 2 <= len(calls) < 8
+
+
+def dead_settings(system: str, url: str) -> Settings:
+    return Settings.from_env({
+        "hubspot": {"HUBSPOT_BASE_URL": url, "HUBSPOT_ACCESS_TOKEN": "pat-secret-token"},
+        "salesforce": {"SALESFORCE_INSTANCE_URL": url, "SALESFORCE_ACCESS_TOKEN": "00Dsecret!session"},
+        "dynamics": {"DYNAMICS_URL": url, "DYNAMICS_ACCESS_TOKEN": "eyJsecret.token"},
+    }[system] | {"JOURNEYHUB_UNREACHABLE_SECONDS": "0.5"})
+
+
+SETTINGS_OF = {"hubspot": "HUBSPOT_BASE_URL", "salesforce": "SALESFORCE_INSTANCE_URL", "dynamics": "DYNAMICS_URL"}
+FAST = RetryPolicy(initial_wait=0.05, max_backoff=0.1)
+
+
+@pytest.mark.parametrize("system", list(SETTINGS_OF))
+def test_every_connector_stops_on_a_closed_port_naming_the_setting(system: str) -> None:
+    port = free_port()
+    connector = open_connector(system, dead_settings(system, f"http://127.0.0.1:{port}"), retry=FAST)
+    try:
+        started = time.monotonic()
+        with pytest.raises(HostUnreachable) as opened:
+            connector.check()
+        assert time.monotonic() - started < 3.0
+        message = str(opened.value)
+        assert f"127.0.0.1:{port}" in message and "connection refused" in message
+        assert SETTINGS_OF[system] in message and "secret" not in message
+        calls = connector.api_calls
+        started = time.monotonic()
+        with pytest.raises(HostUnreachable):
+            connector.check()
+        assert connector.api_calls == calls and time.monotonic() - started < 0.1, "fails at once, sends nothing"
+    finally:
+        connector.close()
+
+
+@pytest.mark.parametrize("system", list(SETTINGS_OF))
+def test_every_connector_gives_up_on_a_name_that_does_not_resolve(system: str) -> None:
+    connector = open_connector(system, dead_settings(system, "https://journeyhub-no-such-host.invalid"),
+                               retry=RetryPolicy(initial_wait=2.0, max_backoff=2.0))
+    try:
+        started = time.monotonic()
+        with pytest.raises(HostUnreachable) as opened:
+            connector.check()
+        # NXDOMAIN opens it at the first attempt (a resolver that cannot be asked at all: after the window)
+        assert time.monotonic() - started < 1.5
+        assert "journeyhub-no-such-host.invalid" in str(opened.value) and SETTINGS_OF[system] in str(opened.value)
+    finally:
+        connector.close()
+
+
+# ------------------------------------------------------------------------------------------- the whole CLI
+def dead_hubspot_sync(tmp_path: Path, env: dict[str, str], *systems: str) -> tuple[subprocess.CompletedProcess[str],
+                                                                                 float]:
+    """`journeyhub sync --json` with HubSpot pointing at a closed port; (the process, its seconds)."""
+    env = {**env, "JOURNEYHUB_DATABASE_URL": f"sqlite:///{tmp_path / 'hub.db'}",
+           "HUBSPOT_BASE_URL": f"http://127.0.0.1:{free_port()}"}      # nothing listens there
+    upgrade(make_engine(env["JOURNEYHUB_DATABASE_URL"]))
+    started = time.monotonic()
+    result = subprocess.run([*CLI, "sync", *(f"--system={name}" for name in systems), "--json"], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=240)
+    return result, time.monotonic() - started
+
+
+def hubspot_part(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert result.returncode == 1, result.stdout + result.stderr
+    systems = {system["system"]: system for system in json.loads(result.stdout)["systems"]}
+    hubspot = systems["hubspot"]
+    assert hubspot["status"] == "failed" and "HUBSPOT_BASE_URL" in (hubspot["error"] or "")
+    lines = [line for line in result.stderr.splitlines() if "cannot be reached" in line]
+    assert lines and all("HUBSPOT_BASE_URL" in line and "hubspot" in line for line in lines), result.stderr
+    assert "Traceback" not in result.stderr
+    return systems
+
+
+@pytest.mark.slow
+def test_a_dead_crm_stops_after_the_window_while_the_others_sync(tmp_path: Path) -> None:
+    """The Prefect-free path the CLI takes, in-process: a 2 s window and the default retry policy."""
+    from flows.sync import close_connectors, run_sync
+
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    upgrade(make_engine(url))
+    with Sandbox(people=20, seed=2) as sandbox:
+        settings = Settings.from_env({**sandbox.env, "JOURNEYHUB_DATABASE_URL": url,
+                                      "HUBSPOT_BASE_URL": f"http://127.0.0.1:{free_port()}",
+                                      "JOURNEYHUB_UNREACHABLE_SECONDS": "2"})
+        try:
+            results = {result.system: result for result in run_sync(settings, ["hubspot", "dynamics"])}
+        finally:
+            close_connectors(settings)
+    hubspot = results["hubspot"]
+    assert hubspot.status == "failed" and len(hubspot.objects) == 1, "stopped at its first object"
+    assert 2 <= hubspot.objects[0].seconds < 10
+    assert hubspot.error and "HUBSPOT_BASE_URL" in hubspot.error and "connection refused" in hubspot.error
+    assert results["dynamics"].status == "succeeded"
+
+
+@pytest.mark.slow
+def test_sync_with_a_dead_crm_exits_1_within_60_seconds_naming_the_setting(tmp_path: Path) -> None:
+    """The default window (30 s), through the CLI: the dead CRM's part ends within 60 s, the others sync."""
+    with Sandbox(people=20, seed=2) as sandbox:
+        result, _ = dead_hubspot_sync(tmp_path, clean_env(**sandbox.env), "hubspot", "dynamics")
+    systems = hubspot_part(result)
+    assert 25 < sum(item["seconds"] for item in systems["hubspot"]["objects"]) < 60
+    assert systems["dynamics"]["status"] == "succeeded"
