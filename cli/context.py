@@ -48,6 +48,18 @@ def settings() -> Settings:
     return load_settings()
 
 
+def checked_settings() -> Settings:
+    """The settings of a command that runs (`sync`, `push`, `tag`): refused, one line per malformed or
+    incomplete setting (as `config check` prints them) and exit 2, before anything is retried against them."""
+    current = settings()
+    problems = current.problems()
+    for problem in problems:
+        errors.print(f"[bold red]error:[/] {escape(problem)}", highlight=False, soft_wrap=True)
+    if problems:
+        raise typer.Exit(2)
+    return current
+
+
 def engine(current: Settings | None = None, *, require_schema: bool = True) -> Engine:
     """An engine for JOURNEYHUB_DATABASE_URL; with `require_schema`, the schema must be up to date."""
     url = (current or settings()).database_url

@@ -23,7 +23,7 @@ def tag(as_of: str | None = typer.Option(None, help="evaluate as of this date/ti
     """Resolve identities, tag lifecycle stages with history, and assign segments."""
     from flows.journey import run_journey
 
-    settings = context.settings()
+    settings = context.checked_settings()
     context.engine(settings)
     stop.on_stop("tag", "each step commits as a whole; run `journeyhub tag` again to finish")
     if not as_json:

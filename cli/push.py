@@ -69,7 +69,7 @@ def push(system: list[str] = typer.Option(None, "--system", help="hubspot, sales
     """Push stage, segment, last interaction and the other CRMs' timeline items into every CRM."""
     from flows.push import push_problems, run_push
 
-    settings = context.settings()
+    settings = context.checked_settings()
     context.engine(settings)
     systems = context.chosen_systems(settings, system, require_credentials=not dry_run)
     if export is not None and export.suffix.lower() not in {".csv", ".json"}:

@@ -7,11 +7,13 @@ from typing import Any
 
 import typer
 from sqlalchemy import Engine, func, select
+from sqlalchemy.engine import make_url
 
-from canonical.db import redact
+from canonical.db import DatabaseError, check_connection, make_engine, redact
 from canonical.models import Quarantine, SyncRun, SyncState
 from cli import context, output
 from cli.context import fail
+from connectors.retry import RetryPolicy
 from journeyhub.config import check_all, load_mappings, mappings_root
 from journeyhub.settings import SYSTEMS, Settings
 
@@ -21,8 +23,9 @@ JSON_OPTION = typer.Option(False, "--json", help="print one JSON document (see R
 
 @config_app.command("check")
 def config_check(as_json: bool = JSON_OPTION,
-                 online: bool = typer.Option(False, "--online", help="also check every field the mappings read "
-                                             "against each configured CRM's own schema (reads no records)")
+                 online: bool = typer.Option(False, "--online", help="also connect to the database, try each "
+                                             "configured CRM's credentials and check every field the mappings "
+                                             "read against its own schema (reads no records)")
                  ) -> None:
     """Validate settings and every YAML file under mappings/; list which CRMs are enabled."""
     current = context.settings()
@@ -32,6 +35,7 @@ def config_check(as_json: bool = JSON_OPTION,
     enabled = current.enabled_systems()
     fields: dict[str, list[dict[str, Any]]] = {}
     if online and not problems:
+        problems += check_database_online(current.database_url)
         problems += check_fields_online(current, root, fields, show=not as_json)
     if as_json:
         output.emit_json({"command": "config check", "valid": not problems, "database": redact(current.database_url),
@@ -55,25 +59,55 @@ def config_check(as_json: bool = JSON_OPTION,
     output.say("[green]✓[/] configuration is valid")
 
 
+#: `config check --online` tries each CRM briefly: a dead host or a wrong token is a line, not minutes
+ONLINE_RETRY = RetryPolicy(max_attempts=3, max_seconds=20.0, initial_wait=0.5, max_backoff=2.0)
+DATABASE_CONNECT_SECONDS = 5
+
+
+def check_database_online(url: str) -> list[str]:
+    """`config check --online`: one `SELECT 1` on JOURNEYHUB_DATABASE_URL, connecting for a few seconds at
+    most (a SQLite file that does not exist is said, not created)."""
+    try:
+        context.missing_database_file(url)
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+            parsed = parsed.update_query_dict({"connect_timeout": str(DATABASE_CONNECT_SECONDS)})
+        db = make_engine(parsed.render_as_string(hide_password=False))
+        try:
+            check_connection(db)
+        finally:
+            db.dispose()
+    except context.UserError as error:
+        return [f"JOURNEYHUB_DATABASE_URL: {error}"]
+    except DatabaseError as error:
+        return [str(error)]
+    return []
+
+
 def check_fields_online(current: Settings, root: Path, found: dict[str, list[dict[str, Any]]], *,
                         show: bool = True) -> list[str]:
     """`config check --online`: each enabled CRM's mapped objects against the org's own schema (a describe per
     object, no records read), per CRM and object into `found` (and printed unless `show` is off); returns
-    the problems (missing required fields, CRMs that cannot be reached)."""
-    from connectors.errors import ConnectorError
+    the problems (rejected credentials, missing required fields, CRMs that cannot be reached)."""
+    from connectors.errors import AuthError, ConnectorError
     from journeyhub.connections import open_connector
     from journeyhub.ingest.schema import check_online
 
     problems: list[str] = []
     for system in current.enabled_systems():
         try:
-            connector = open_connector(system, current)
+            connector = open_connector(system, current, retry=ONLINE_RETRY)
             try:
+                try:
+                    connector.check()        # one cheap authenticated call
+                except AuthError as error:
+                    problems.append(f"{system}: the credentials were rejected: {error.message}")
+                    continue
                 plans = check_online(connector, load_mappings(root, system))
             finally:
                 connector.close()
         except ConnectorError as error:
-            problems.append(f"{system}: cannot check the fields against the org: {error.message}")
+            problems.append(f"{system}: cannot check the credentials and fields against the org: {error.message}")
             continue
         found[system] = [{"object": plan.object_type, "fields_read": len(plan.fields),
                           "missing_required": [use.name for use in plan.missing_required],

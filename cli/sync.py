@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli import context, output, stop
-from cli.context import UserError, console, fail
+from cli.context import console, fail
 from journeyhub.ingest.loader import Counts
 
 COUNT_COLUMNS = ("read", "inserted", "updated", "unchanged", "deleted", "quarantined", "skipped", "API calls")
@@ -95,10 +95,8 @@ def sync(system: list[str] = typer.Option(None, "--system", help="hubspot, sales
     from flows.runtime import ProgressLog, run_log
     from flows.sync import run_sync
 
-    settings = context.settings()
+    settings = context.checked_settings()
     context.engine(settings)
-    for problem in settings.problems():
-        raise UserError(problem)
     systems = context.chosen_systems(settings, system)
     stop.on_stop("sync", "the cursors of the committed pages are kept; the next `journeyhub sync` continues "
                          "from there")

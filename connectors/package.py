@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +50,24 @@ class ConnectorSettings(BaseSettings):
         """The value of the secret `name`, or None when it is not set."""
         value: SecretStr | None = getattr(self, name)
         return value.get_secret_value() if value is not None and value.get_secret_value() else None
+
+
+def url_problem(variable: str, value: str | None, example: str) -> str | None:
+    """The problem line for a URL setting that is not `http(s)://host[:port]…` (None when it is, or is unset):
+    caught by `config check` and before a run, instead of minutes of retried DNS failures."""
+    if value is None:
+        return None
+    fix = f"use the full URL, e.g. {example}"
+    try:
+        parts = urlsplit(value.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        return f"{variable}={value!r} is not a URL (bad port): {fix}"
+    if parts.scheme not in ("http", "https"):
+        return f"{variable}={value!r} is not an http(s) URL: {fix}"
+    if not parts.hostname or any(char.isspace() for char in value.strip()):
+        return f"{variable}={value!r} is not a URL (no host): {fix}"
+    return None
 
 
 @dataclass(frozen=True)

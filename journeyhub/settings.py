@@ -22,8 +22,10 @@ from typing import Annotated, Any, ClassVar, TypeVar, cast
 
 from pydantic import AfterValidator, Field, PrivateAttr, create_model, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from canonical.db import DEFAULT_DATABASE_URL, normalize_url
+from canonical.db import DEFAULT_DATABASE_URL, normalize_url, redact
 from connectors.dynamics.settings import DynamicsSettings
 from connectors.hubspot.settings import HubSpotSettings
 from connectors.package import ConnectorPackage, ConnectorSettings
@@ -195,7 +197,10 @@ class Settings(ReadsHubEnvironment, BaseSettings):
         return [name for name in SYSTEMS if self.system(name).enabled]
 
     def problems(self) -> list[str]:
-        return [problem for name in SYSTEMS for problem in self.system(name).problems()]
+        """One line per malformed or incomplete setting, naming the variable (the database URL's first)."""
+        database = database_problem(self.database_url)
+        return ([database] if database else []) + [
+            problem for name in SYSTEMS for problem in self.system(name).problems()]
 
     def rate(self, system: SystemName) -> tuple[int, float]:
         """(burst, requests per second) of one CRM's API budget: JOURNEYHUB_RATE_<SYSTEM>, else the package's."""
@@ -213,6 +218,28 @@ class Settings(ReadsHubEnvironment, BaseSettings):
     @property
     def dynamics(self) -> DynamicsSettings:
         return cast(DynamicsSettings, self.system("dynamics"))
+
+
+def database_problem(url: str) -> str | None:
+    """The problem line for a JOURNEYHUB_DATABASE_URL SQLAlchemy cannot parse, or whose dialect or driver is
+    unknown or not installed (None when it is usable); the URL's password is never shown."""
+    example = "use e.g. sqlite:///journeyhub.db or postgresql://user@host:5432/dbname"
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return f"JOURNEYHUB_DATABASE_URL is not a database URL: {example}"
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        return (f"JOURNEYHUB_DATABASE_URL names the database {parsed.get_backend_name()!r} ({redact(url)}): "
+                f"Journey Hub supports sqlite and postgresql; {example}")
+    try:
+        parsed.get_dialect().import_dbapi()
+    except NoSuchModuleError:
+        return (f"JOURNEYHUB_DATABASE_URL names an unknown database {parsed.drivername!r} "
+                f"({redact(url)}): {example}")
+    except ImportError as error:
+        return (f"JOURNEYHUB_DATABASE_URL needs the driver {parsed.drivername!r}, which is not installed "
+                f"({error.name or error}): install it, or {example}")
+    return None
 
 
 def load_settings() -> Settings:

@@ -45,6 +45,7 @@ log = logging.getLogger("journeyhub.connectors.dynamics")
 TOKEN_MARGIN_SECONDS = 60          # refresh this long before the token's `expires_in` runs out
 UNKNOWN_PROPERTY = re.compile(r"property named '([^']+)'")   # "Could not find a property named 'x' on type …"
 UNKNOWN_SEGMENT = "0x8006088a"     # "Resource not found for the segment 'Account'."
+CHALLENGE_ERROR = re.compile(r'error_description="([^"]*)"')   # WWW-Authenticate: Bearer error_description="…"
 THROTTLED = {"0x80072322", "0x80072321", "0x80072326"}  # service protection: requests, time, concurrency
 
 
@@ -141,8 +142,9 @@ def _token_from(response: httpx.Response) -> tuple[str, float]:
         error = body.get("error", "") if isinstance(body, dict) else ""
         description = body.get("error_description", "") if isinstance(body, dict) else response.text[:300]
         raise AuthError(SYSTEM, f"Entra ID refused the client-credentials login ({error or response.status_code}): "
-                        f"{description.strip() or 'no description'} — check the tenant, client id and secret, and "
-                        "that the app is an application user of this environment", status=response.status_code)
+                        f"{description.strip() or 'no description'} — check DYNAMICS_TENANT_ID (or "
+                        "DYNAMICS_TOKEN_URL), DYNAMICS_CLIENT_ID and DYNAMICS_CLIENT_SECRET, and that the app is an "
+                        "application user of this environment", status=response.status_code)
     try:
         lifetime = float(body.get("expires_in", 3599))
     except (TypeError, ValueError):
@@ -181,12 +183,16 @@ def translate(status: int, headers: httpx.Headers, body: Any, what: str, *, refr
     if status < 400:
         return None
     code, message = error_of(body)
+    if status == 401 and not message:   # Dataverse answers a bad token with an empty body and a challenge
+        challenge = CHALLENGE_ERROR.search(headers.get("www-authenticate") or "")
+        message = challenge.group(1) if challenge else ""
     detail = f"{what}: HTTP {status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
     if status == 401:
         if refreshable:
             return AuthError(SYSTEM, f"{detail} — rejected even with a freshly issued token; make sure the app "
                              "registration is an application user of this environment", status=status)
-        return AuthError(SYSTEM, f"{detail} — the access token has expired or was revoked, and a static token "
+        return AuthError(SYSTEM, f"{detail} — the access token (DYNAMICS_ACCESS_TOKEN) has expired or was revoked, "
+                         "and a static token "
                          "cannot be refreshed; configure client credentials (DYNAMICS_TENANT_ID or "
                          "DYNAMICS_TOKEN_URL, DYNAMICS_CLIENT_ID, DYNAMICS_CLIENT_SECRET) so the hub can log in "
                          "again", status=status)

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import SecretStr
 
 from connectors.dynamics import DynamicsConfig, DynamicsConnector
-from connectors.package import ConnectorPackage, ConnectorSettings, Throttle, settings_config
+from connectors.package import ConnectorPackage, ConnectorSettings, Throttle, settings_config, url_problem
 from connectors.retry import RetryPolicy
 
 
@@ -37,6 +37,13 @@ class DynamicsSettings(ConnectorSettings):
         return bool(self.url and self.auth_method)
 
     def problems(self) -> list[str]:
+        malformed = [problem for problem in (
+            url_problem("DYNAMICS_URL", self.url, "https://acme.crm.dynamics.com"),
+            url_problem("DYNAMICS_TOKEN_URL", self.token_url,
+                        "https://login.microsoftonline.com/<tenant id>/oauth2/v2.0/token")) if problem]
+        return malformed + self._credential_problems()
+
+    def _credential_problems(self) -> list[str]:
         method = self.auth_method
         if not self.url and method:
             return ["Dynamics credentials are set but DYNAMICS_URL is missing (e.g. https://acme.crm.dynamics.com)"]

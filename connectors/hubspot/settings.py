@@ -6,7 +6,7 @@ from pydantic import SecretStr
 
 from connectors.hubspot.client import HubSpotConfig
 from connectors.hubspot.connector import HubSpotConnector
-from connectors.package import ConnectorPackage, ConnectorSettings, Throttle, settings_config
+from connectors.package import ConnectorPackage, ConnectorSettings, Throttle, settings_config, url_problem
 from connectors.retry import RetryPolicy
 
 
@@ -20,6 +20,10 @@ class HubSpotSettings(ConnectorSettings):
     @property
     def enabled(self) -> bool:
         return self.provided("access_token")
+
+    def problems(self) -> list[str]:
+        problem = url_problem("HUBSPOT_BASE_URL", self.base_url, "https://api.hubapi.com")
+        return [problem] if problem else []
 
     def token(self) -> str | None:
         return self.secret("access_token")

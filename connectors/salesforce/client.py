@@ -234,15 +234,21 @@ class SalesforceClient:
                                            session=self.session, domain=self.endpoints.domain,
                                            sf_version=config.api_version)
         except SalesforceAuthenticationFailed as error:
-            who = "username/password/security token" if config.username else "client id/secret"
-            raise AuthError(SYSTEM, f"login failed ({error.code}: {error.message}); check the {who} and that "
-                            "the connected app / user may use the API") from None
+            who = ("SALESFORCE_USERNAME, SALESFORCE_PASSWORD and SALESFORCE_SECURITY_TOKEN" if config.username
+                   else "SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET")
+            raise AuthError(SYSTEM, f"login failed ({login_failure(error, self._secrets())}); check {who} and "
+                            "that the connected app / user may use the API", status=401) from None
         except requests.RequestException as error:
             if failed_to_connect(error, CONNECT_FAILURES):
                 raise self.unreachable(error, "login") from None
             raise UpstreamError(SYSTEM, f"cannot reach the Salesforce login endpoint: {error}") from None
         log.info("logged in to Salesforce at %s", self.endpoints.instance_url)
         return str(token)
+
+    def _secrets(self) -> list[str]:
+        config = self.config
+        return [value for value in (config.password, config.security_token, config.client_secret,
+                                    config.access_token) if value and len(value) >= 4]
 
     def refresh(self) -> None:
         """Log in again (a refreshable flow only); the next call uses the new session."""
@@ -289,8 +295,8 @@ class SalesforceClient:
         if isinstance(error, SalesforceExpiredSession):
             if self.refreshable:
                 return TokenExpired(SYSTEM, detail, status=401)
-            return AuthError(SYSTEM, f"{detail} — the Salesforce session id has expired or is invalid and a session "
-                             f"id cannot be refreshed; {REFRESHABLE_HINT}", status=401)
+            return AuthError(SYSTEM, f"{detail} — the Salesforce session id (SALESFORCE_ACCESS_TOKEN) has expired or "
+                             f"is invalid and a session id cannot be refreshed; {REFRESHABLE_HINT}", status=401)
         if code == "REQUEST_LIMIT_EXCEEDED" or status == 429:
             return self._rate_limited(detail, code, message, status)
         if isinstance(error, SalesforceRefusedRequest):
@@ -354,6 +360,20 @@ class SalesforceClient:
 
     def close(self) -> None:
         self.session.close()
+
+
+def login_failure(error: SalesforceAuthenticationFailed, secrets: list[str]) -> str:
+    """Salesforce's own words for a failed login: the SOAP fault's exceptionCode and exceptionMessage, or the
+    OAuth answer's error and error_description (simple-salesforce's `message` attribute is a template,
+    "Response content: {content}", not the text). A configured secret is never repeated."""
+    text = getattr(error, "auth_message", None)
+    if not isinstance(text, str):
+        content = getattr(error, "content", None)
+        text = content.decode("utf-8", "replace") if isinstance(content, bytes) else str(content or "")
+    text = " ".join(text.split())[:300] or "no message"
+    for secret in secrets:
+        text = text.replace(secret, "**********")
+    return f"{error.code}: {text}" if error.code else text
 
 
 def _error_details(content: Any) -> tuple[str | None, str, list[str]]:

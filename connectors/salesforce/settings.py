@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
-from connectors.package import ConnectorPackage, ConnectorSettings, Throttle, settings_config
+from connectors.package import ConnectorPackage, ConnectorSettings, Throttle, settings_config, url_problem
 from connectors.retry import RetryPolicy
 from connectors.salesforce.client import SalesforceConfig
 from connectors.salesforce.connector import SalesforceConnector
@@ -44,6 +44,20 @@ class SalesforceSettings(ConnectorSettings):
         return bool(self.instance_url and self.auth_method)
 
     def problems(self) -> list[str]:
+        malformed = [problem for problem in (
+            url_problem("SALESFORCE_INSTANCE_URL", self.instance_url, "https://acme.my.salesforce.com"),
+            self._domain_problem()) if problem]
+        return malformed + self._credential_problems()
+
+    def _domain_problem(self) -> str | None:
+        """simple-salesforce logs in at https://{domain}.salesforce.com: the domain is a host name's start."""
+        domain = self.domain.strip()
+        if domain and all(char.isalnum() or char in "-." for char in domain) and not domain.startswith((".", "-")):
+            return None
+        return (f"SALESFORCE_DOMAIN={self.domain!r} is not a login domain: use login, test, or your My Domain "
+                "name without https:// or .salesforce.com (e.g. acme.my)")
+
+    def _credential_problems(self) -> list[str]:
         method = self.auth_method
         if not self.instance_url and method:
             return ["Salesforce credentials are set but SALESFORCE_INSTANCE_URL is missing "
