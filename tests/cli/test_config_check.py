@@ -153,3 +153,31 @@ def test_a_rejected_login_shows_the_vendors_message_and_the_variable(run, sandbo
     assert lines[0].startswith(f"✗ {system}: the credentials were rejected") and vendor in lines[0], lines[0]
     assert variables in lines[0] and "Response content" not in lines[0]
     assert not any(secret in out + err for secret in login.values() if "secret" in secret)
+
+
+# ------------------------------------------------------------------------------------ the vendor's error text
+def test_each_connectors_4xx_error_carries_the_vendors_message() -> None:
+    import httpx
+    from simple_salesforce.exceptions import SalesforceMalformedRequest
+
+    from connectors.dynamics.client import translate as dataverse_error
+    from connectors.hubspot.client import http_error as hubspot_error
+    from connectors.salesforce.client import SalesforceClient, SalesforceConfig
+
+    hubspot = hubspot_error(400, json.dumps({
+        "status": "error", "message": "Property values were not valid", "category": "VALIDATION_ERROR",
+        "errors": [{"message": "Property \"lifecyclestage\" does not exist"}]}).encode(), {}, "batch update", None)
+    assert 'VALIDATION_ERROR: Property values were not valid: Property "lifecyclestage" does not exist' \
+        in str(hubspot)
+    dataverse = dataverse_error(400, httpx.Headers(), {"error": {"code": "0x80040203", "message": "Invalid "
+                                "character in field 'firstname'"}}, "PATCH contacts(1)", refreshable=False)
+    assert dataverse is not None and "0x80040203: Invalid character in field 'firstname'" in str(dataverse)
+    challenge = httpx.Headers({"WWW-Authenticate": 'Bearer error="invalid_token", error_description="The access '
+                               'token is expired", authorization_uri=https://login.microsoftonline.com/t'})
+    expired = dataverse_error(401, challenge, None, "GET contacts", refreshable=False)
+    assert expired is not None and "The access token is expired" in str(expired)
+    assert "DYNAMICS_ACCESS_TOKEN" in str(expired)
+    client = SalesforceClient(SalesforceConfig(instance_url="http://127.0.0.1:9", access_token="00Dsecret!token"))
+    salesforce = client.translate(SalesforceMalformedRequest("https://x/query", 400, "query", [
+        {"errorCode": "MALFORMED_QUERY", "message": "unexpected token: 'FORM'"}]), "query Contact", "Contact")
+    assert "MALFORMED_QUERY: unexpected token: 'FORM'" in str(salesforce) and "00Dsecret" not in str(salesforce)
