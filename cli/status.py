@@ -89,7 +89,7 @@ def check_fields_online(current: Settings, root: Path, found: dict[str, list[dic
     """`config check --online`: each enabled CRM's mapped objects against the org's own schema (a describe per
     object, no records read), per CRM and object into `found` (and printed unless `show` is off); returns
     the problems (rejected credentials, missing required fields, CRMs that cannot be reached)."""
-    from connectors.errors import AuthError, ConnectorError
+    from connectors.errors import AuthError, ConnectorError, HostUnreachable, Unreachable
     from journeyhub.connections import open_connector
     from journeyhub.ingest.schema import check_online
 
@@ -106,6 +106,10 @@ def check_fields_online(current: Settings, root: Path, found: dict[str, list[dic
                 plans = check_online(connector, load_mappings(root, system))
             finally:
                 connector.close()
+        except (Unreachable, HostUnreachable) as error:
+            problems.append(f"{system}: cannot reach {error.host}: {error.message} — check {error.setting}"
+                            if isinstance(error, Unreachable) else f"{system}: {error.message}")
+            continue
         except ConnectorError as error:
             problems.append(f"{system}: cannot check the credentials and fields against the org: {error.message}")
             continue

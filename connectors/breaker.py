@@ -24,6 +24,9 @@ from connectors.errors import ConnectorError, HostUnreachable, Unreachable
 
 T = TypeVar("T")
 DEFAULT_WINDOW = 30.0
+#: seconds to wait for a connection (the read timeout stays the client's own): a host that drops SYNs costs
+#: a few attempts of this inside the window, not one 60 s attempt beyond it
+CONNECT_TIMEOUT = 10.0
 #: getaddrinfo's "this name does not exist" answers (NXDOMAIN, no address): retrying cannot help
 _NO_SUCH_NAME = {code for code in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None))
                  if code is not None}

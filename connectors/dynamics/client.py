@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from connectors import retry
-from connectors.breaker import Breaker, connection_failure
+from connectors.breaker import CONNECT_TIMEOUT, Breaker, connection_failure
 from connectors.dynamics.objects import SYSTEM
 from connectors.errors import (
     AuthError,
@@ -251,7 +251,8 @@ class DataverseClient:
         self.auth = make_auth(config)
         self.breaker = Breaker(SYSTEM, "Dynamics 365", config.retry.unreachable_seconds)
         self._http = httpx.Client(
-            base_url=config.api_root, auth=self.auth, timeout=config.timeout_seconds,
+            base_url=config.api_root, auth=self.auth,
+            timeout=httpx.Timeout(config.timeout_seconds, connect=min(CONNECT_TIMEOUT, config.timeout_seconds)),
             headers={"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"},
             event_hooks={"request": [lambda _request: self.meter.request()]})
 

@@ -23,7 +23,7 @@ from hubspot import HubSpot
 from hubspot.utils.requests.http_request_builder import Request as RawRequest
 
 from connectors import retry
-from connectors.breaker import Breaker, connection_failure, failed_to_connect
+from connectors.breaker import CONNECT_TIMEOUT, Breaker, connection_failure, failed_to_connect
 from connectors.errors import (
     AuthError,
     ConnectorError,
@@ -77,6 +77,11 @@ class HubSpotClient:
     def api_calls(self) -> int:
         return self.meter.calls
 
+    @property
+    def timeouts(self) -> tuple[float, float]:
+        """(connect, read) seconds: connecting gives up sooner (`connectors.breaker.CONNECT_TIMEOUT`)."""
+        return min(CONNECT_TIMEOUT, self.config.timeout_seconds), self.config.timeout_seconds
+
     # ------------------------------------------------------------------ SDK API objects (built once: each
     # discovery property access builds a new ApiClient with its own connection pool)
     @cached_property
@@ -128,7 +133,7 @@ class HubSpotClient:
         """One attempt, counted: the raw response is parsed with orjson instead of the SDK's models."""
         self.meter.request()
         try:
-            response = fn(*args, **kwargs, _preload_content=False, _request_timeout=self.config.timeout_seconds)
+            response = fn(*args, **kwargs, _preload_content=False, _request_timeout=self.timeouts)
             try:
                 body = response.data
             finally:
@@ -149,7 +154,7 @@ class HubSpotClient:
         def attempt() -> Any:
             self.meter.request()
             try:
-                response = self._session.get(request.get_url(), timeout=self.config.timeout_seconds,
+                response = self._session.get(request.get_url(), timeout=self.timeouts,
                                              **request.get_options_for_sending())
             except (requests.ConnectTimeout, requests.exceptions.SSLError) as error:
                 raise unreachable(error, what, self.config.base_url) from None

@@ -39,7 +39,7 @@ from simple_salesforce.exceptions import (
 from simple_salesforce.login import SalesforceLogin
 
 from connectors import retry
-from connectors.breaker import Breaker, connection_failure, failed_to_connect
+from connectors.breaker import CONNECT_TIMEOUT, Breaker, connection_failure, failed_to_connect
 from connectors.errors import (
     AuthError,
     ConfigError,
@@ -115,8 +115,8 @@ class Transport(HTTPAdapter):
         target = self.rewrites.get(parts.netloc.lower())
         if target is not None:
             request.url = urlunsplit((target[0], target[1], parts.path, parts.query, parts.fragment))
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self.timeout
+        if kwargs.get("timeout") is None:   # (connect, read): connecting gives up sooner
+            kwargs["timeout"] = (min(CONNECT_TIMEOUT, self.timeout), self.timeout)
         self.meter.request()
         response = super().send(request, **kwargs)
         self.last = response

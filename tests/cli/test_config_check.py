@@ -181,3 +181,14 @@ def test_each_connectors_4xx_error_carries_the_vendors_message() -> None:
     salesforce = client.translate(SalesforceMalformedRequest("https://x/query", 400, "query", [
         {"errorCode": "MALFORMED_QUERY", "message": "unexpected token: 'FORM'"}]), "query Contact", "Contact")
     assert "MALFORMED_QUERY: unexpected token: 'FORM'" in str(salesforce) and "00Dsecret" not in str(salesforce)
+
+
+def test_online_names_a_crm_host_that_does_not_answer_and_its_setting(run, tmp_path: Path) -> None:
+    upgrade(make_engine(f"sqlite:///{tmp_path / 'hub.db'}"))
+    port = free_port()
+    code, out, err = run("config", "check", "--online", env={"HUBSPOT_BASE_URL": f"http://127.0.0.1:{port}",
+                                                             "HUBSPOT_ACCESS_TOKEN": TOKEN})
+    lines = [line for line in out.splitlines() if line.startswith("✗")]
+    assert code == 2 and len(lines) == 1, out + err
+    assert lines[0].startswith(f"✗ hubspot: cannot reach 127.0.0.1:{port}") and "connection refused" in lines[0]
+    assert "check HUBSPOT_BASE_URL" in lines[0] and TOKEN not in out + err
