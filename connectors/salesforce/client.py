@@ -234,9 +234,10 @@ class SalesforceClient:
                                            session=self.session, domain=self.endpoints.domain,
                                            sf_version=config.api_version)
         except SalesforceAuthenticationFailed as error:
-            who = ("SALESFORCE_USERNAME, SALESFORCE_PASSWORD and SALESFORCE_SECURITY_TOKEN" if config.username
-                   else "SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET")
-            raise AuthError(SYSTEM, f"login failed ({login_failure(error, self._secrets())}); check {who} and "
+            who = ("username/password/security token (SALESFORCE_USERNAME, SALESFORCE_PASSWORD, "
+                   "SALESFORCE_SECURITY_TOKEN)" if config.username
+                   else "client id/secret (SALESFORCE_CLIENT_ID, SALESFORCE_CLIENT_SECRET)")
+            raise AuthError(SYSTEM, f"login failed ({login_failure(error, self._secrets())}); check the {who} and "
                             "that the connected app / user may use the API", status=401) from None
         except requests.RequestException as error:
             if failed_to_connect(error, CONNECT_FAILURES):
