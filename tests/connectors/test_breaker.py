@@ -5,8 +5,12 @@ HTTP library's connect failures into the one shared `Unreachable` class."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +19,7 @@ import pytest
 from canonical.db import make_engine
 from canonical.schema import upgrade
 from cli.demo_run import free_port
-from connectors.breaker import Breaker
+from connectors.breaker import Breaker, connection_failure
 from connectors.errors import HostUnreachable, RateLimited, Unreachable, UpstreamError
 from connectors.retry import RetryPolicy, call
 from journeyhub.connections import open_connector
@@ -122,6 +126,26 @@ def test_under_the_retry_policy_the_breaker_stops_the_retries() -> None:
     assert time.monotonic() - started < 2.0 and 2 <= len(calls) < 8
 
 
+def wrapped(cause: BaseException) -> Exception:
+    outer = RuntimeError("ConnectError")
+    outer.__cause__ = cause
+    return outer
+
+
+@pytest.mark.parametrize(("cause", "why", "permanent"), [
+    (socket.gaierror(socket.EAI_NONAME, "Name or service not known"), "the name does not resolve", True),
+    (socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution"), "the name does not resolve", False),
+    (ConnectionRefusedError(111, "Connection refused"), "connection refused", False),
+    (TimeoutError("timed out"), "connecting timed out", False),
+    (OSError(113, "No route to host"), "No route to host", False),
+], ids=["nxdomain", "resolver-down", "refused", "timeout", "no-route"])
+def test_why_a_connection_failed_and_whether_retrying_can_help(cause: BaseException, why: str,
+                                                              permanent: bool) -> None:
+    """Only a name that does not exist is hopeless at once; a resolver that cannot be asked gets the window."""
+    found, hopeless = connection_failure(wrapped(cause))
+    assert found.startswith(why) and hopeless is permanent
+
+
 def dead_settings(system: str, url: str) -> Settings:
     return Settings.from_env({
         "hubspot": {"HUBSPOT_BASE_URL": url, "HUBSPOT_ACCESS_TOKEN": "pat-secret-token"},
@@ -151,6 +175,28 @@ def test_every_connector_stops_on_a_closed_port_naming_the_setting(system: str) 
         with pytest.raises(HostUnreachable):
             connector.check()
         assert connector.api_calls == calls and time.monotonic() - started < 0.1, "fails at once, sends nothing"
+    finally:
+        connector.close()
+
+
+@pytest.fixture
+def plain_http() -> Iterator[int]:
+    """A port that answers plain HTTP: an https:// URL pointing at it fails in the TLS handshake."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("system", list(SETTINGS_OF))
+def test_every_connector_counts_a_failed_tls_handshake_as_no_answer(system: str, plain_http: int) -> None:
+    connector = open_connector(system, dead_settings(system, f"https://127.0.0.1:{plain_http}"), retry=FAST)
+    try:
+        with pytest.raises(HostUnreachable, match="TLS failed") as opened:
+            connector.check()
+        assert SETTINGS_OF[system] in str(opened.value)
     finally:
         connector.close()
 
