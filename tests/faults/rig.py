@@ -63,6 +63,7 @@ class Rig:
         emulator = self.emulator(system)
         emulator.load(copy.deepcopy(getattr(self.sandbox.world, system)))
         emulator.faults.configure(faults or FaultConfig())
+        emulator.tokens.add(Emulator.default_token)   # valid again after a test that expired every token
         emulator.requests.reset()
         return emulator
 
@@ -78,9 +79,14 @@ class Rig:
         upgrade(engine)
         return engine
 
-    def connector(self, system: str, env: dict[str, str] | None = None, *, timeout: float | None = None) -> Connector:
-        """A connector as the hub opens it from `env` (default: the sandbox's static tokens), retrying fast."""
-        settings = Settings.from_env({**self.sandbox.env, **(env or {})})
+    def connector(self, system: str, login: dict[str, str] | None = None, *,
+                  timeout: float | None = None) -> Connector:
+        """A connector as the hub opens it from the environment, retrying fast: the sandbox's static tokens,
+        or this CRM's `login` variables in their place."""
+        prefix = f"{system.upper()}_"
+        env = {key: value for key, value in self.sandbox.env.items()
+               if login is None or not key.startswith(prefix) or key.endswith(("_URL", "_INSTANCE_URL"))}
+        settings = Settings.from_env({**env, **(login or {})})
         connector = open_connector(system, settings, retry=FAST)  # type: ignore[arg-type]
         if timeout is not None:
             shorten_timeout(connector, timeout)
@@ -122,7 +128,9 @@ def rows_of(engine: Engine, system: str) -> dict[str, list[tuple[Any, ...]]]:
 def assert_synced_as_clean(rig: Rig, engine: Engine, system: str) -> None:
     """Nothing lost, nothing doubled in the canonical database: exactly the rows a fault-free sync of the
     CRM's current state stores (read now, with the emulator's faults switched off)."""
-    rig.emulator(system).faults.configure(FaultConfig())
+    emulator = rig.emulator(system)
+    emulator.faults.configure(FaultConfig())
+    emulator.tokens.add(Emulator.default_token)
     truth = rig.database(f"truth-{system}")
     sync(truth, rig.connector(system))
     got, clean = rows_of(engine, system), rows_of(truth, system)
