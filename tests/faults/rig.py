@@ -9,6 +9,7 @@ same world stores (`Rig.clean`), and the items a fault-free push leaves in the C
 from __future__ import annotations
 
 import copy
+import re
 import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -35,13 +36,14 @@ from journeyhub.writeback.push import PushReport, push
 from sandbox.common.emulator import Emulator
 from sandbox.common.faults import FaultConfig
 from sandbox.runtime import Sandbox
-from tests.connectors.test_salesforce_sync import snapshot
+from tests.connectors.test_salesforce_sync import as_utc, snapshot
 from tests.e2e.hub import hub_environment, markers, pull, tag
 
 ANCHOR = datetime(2026, 11, 1, tzinfo=UTC)
 PEOPLE, SEED = 40, 11
 SYSTEMS = ("hubspot", "salesforce", "dynamics")
 #: what the connector tests use: real retries, waits of milliseconds (Retry-After capped at 50 ms)
+TIME = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d")
 FAST = RetryPolicy(max_attempts=8, max_seconds=30, initial_wait=0.01, max_backoff=0.05, max_vendor_wait=0.05)
 
 
@@ -118,26 +120,36 @@ def push_one(engine: Engine, connector: Connector) -> PushReport:
 
 def rows_of(engine: Engine, system: str) -> dict[str, list[tuple[Any, ...]]]:
     """The canonical rows one CRM's sync stores (the other CRMs' left out)."""
-    mine = {table: [row for row in rows if any(str(value).startswith(f"{system}:") or value == system
-                                               for value in row)]
+    mine = {table: sorted(tuple(same_time(value) for value in row) for row in rows
+                          if any(str(value).startswith(f"{system}:") or value == system for value in row))
             for table, rows in snapshot(engine).items()}
     mine["quarantine"] = sorted(row[1:] for row in mine["quarantine"])   # without its serial id
     return mine
 
 
-def assert_synced_as_clean(rig: Rig, engine: Engine, system: str) -> None:
+def same_time(value: Any) -> Any:
+    """A time as SQLite hands it back (text) and as PostgreSQL does (a datetime, already ISO text here),
+    in one spelling, so that the two databases compare."""
+    if isinstance(value, str) and TIME.match(value):
+        return as_utc(value.replace("Z", "+00:00")).isoformat()
+    return value
+
+
+def assert_synced_as_clean(rig: Rig, engine: Engine, system: str) -> dict[str, Counts]:
     """Nothing lost, nothing doubled in the canonical database: exactly the rows a fault-free sync of the
-    CRM's current state stores (read now, with the emulator's faults switched off)."""
+    CRM's current state stores (read now, with the emulator's faults switched off). Returns that clean
+    sync's counts per object."""
     emulator = rig.emulator(system)
     emulator.faults.configure(FaultConfig())
     emulator.tokens.add(Emulator.default_token)
     truth = rig.database(f"truth-{system}")
-    sync(truth, rig.connector(system))
+    counts = sync(truth, rig.connector(system))
     got, clean = rows_of(engine, system), rows_of(truth, system)
     assert sum(map(len, clean.values())) > 100, "the clean sync stored nothing to compare with"
     for table in clean:
         assert got[table] == clean[table], f"{system} {table}: the faulted sync differs from a clean one"
     truth.dispose()
+    return counts
 
 
 def assert_pushed_once(rig: Rig, engine: Engine, system: str) -> None:
