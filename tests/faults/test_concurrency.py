@@ -50,7 +50,7 @@ def database_url(engine: Engine) -> str:
 @pytest.mark.parametrize("system", SYSTEMS)
 def test_two_syncs_of_a_crm_at_once_store_and_count_every_record_once(rig: Rig, engine: Engine,
                                                                        system: str) -> None:
-    emulator = rig.reset(system, FaultConfig(latency_ms=15))   # a CRM slow enough for the runs to overlap
+    emulator = rig.reset(system, FaultConfig(latency_ms=6))   # a CRM slow enough for the runs to overlap
 
     def one_sync() -> Any:
         with hub_environment(rig.sandbox.env, database_url(engine)) as settings:
