@@ -23,6 +23,7 @@ import asyncio
 import copy
 import os
 import queue
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -343,7 +344,7 @@ def test_a_push_killed_at_any_request_then_run_again_creates_nothing_twice(hub: 
         quiet = run_push(hub, database, system)
         assert all(action == "unchanged" for _, _, action in quiet.plan.actions), where
         assert crm.gate.writes == [], f"{where}: a push after the re-run still wrote"
-        for leftover in database.parent.glob(f"{database.name}*"):
-            leftover.unlink()
+        for leftover in database.parent.glob(f"{database.name}*"):   # the database, its WAL, its locks
+            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
     reference = hub.references[system]
     assert killed == reference.requests + len(reference.write_requests), "every kill point was reached"

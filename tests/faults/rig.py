@@ -3,13 +3,15 @@
 ends with — nothing lost, nothing doubled, in the canonical database and in the CRM.
 
 "Nothing lost" is measured against the emulator's own state read cleanly: the rows a fault-free sync of the
-same world stores (`Rig.clean`), and the items a fault-free push leaves in the CRM (`Rig.reference`).
+CRM's state stores (`assert_synced_as_clean`), and the items a fault-free push of the same database leaves
+in the CRM (`Rig.reference`, checked by `assert_pushed_once`).
 """
 
 from __future__ import annotations
 
 import copy
 import re
+import shutil
 import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -42,8 +44,8 @@ from tests.e2e.hub import hub_environment, markers, pull, tag
 ANCHOR = datetime(2026, 11, 1, tzinfo=UTC)
 PEOPLE, SEED = 40, 11
 SYSTEMS = ("hubspot", "salesforce", "dynamics")
-#: what the connector tests use: real retries, waits of milliseconds (Retry-After capped at 50 ms)
 TIME = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d")
+#: what the connector tests use: real retries, waits of milliseconds (Retry-After capped at 50 ms)
 FAST = RetryPolicy(max_attempts=8, max_seconds=30, initial_wait=0.01, max_backoff=0.05, max_vendor_wait=0.05)
 
 
@@ -51,7 +53,7 @@ FAST = RetryPolicy(max_attempts=8, max_seconds=30, initial_wait=0.01, max_backof
 class Rig:
     sandbox: Sandbox
     scratch: Path
-    clean: Path                     # every CRM synced once, no faults
+    clean: Path                     # every CRM pulled once as the flows pull, no faults
     tagged: Path                    # `clean`, tagged: ready to push
     reference: dict[str, Counter[str]] = field(default_factory=dict)   # the CRM's items after a clean push
 
@@ -72,8 +74,8 @@ class Rig:
     def database(self, name: str, source: Path | None = None) -> Engine:
         """A fresh canonical database (empty, or a copy of `source`) in the scratch folder."""
         path = self.scratch / f"{name}.db"
-        for old in self.scratch.glob(f"{name}.db*"):
-            old.unlink()
+        for old in self.scratch.glob(f"{name}.db*"):   # the database, its WAL, its writer locks
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
         if source is not None:   # SQLite's backup API: a file copy would miss what is still in the WAL
             with sqlite3.connect(source) as origin, sqlite3.connect(path) as target:
                 origin.backup(target)
@@ -172,7 +174,15 @@ def assert_pushed_once(rig: Rig, engine: Engine, system: str) -> None:
 def build(scratch: Path) -> Rig:
     """Starts the sandbox, syncs and tags the template databases, and records a clean push per CRM."""
     sandbox = Sandbox(people=PEOPLE, seed=SEED, anchor=ANCHOR, limits=False).__enter__()
-    rig = Rig(sandbox, scratch, scratch / "clean.db", scratch / "tagged.db")
+    try:
+        return _prepare(Rig(sandbox, scratch, scratch / "clean.db", scratch / "tagged.db"))
+    except BaseException:
+        sandbox.stop()
+        raise
+
+
+def _prepare(rig: Rig) -> Rig:
+    sandbox = rig.sandbox
     rig.database("clean").dispose()
     with hub_environment(sandbox.env, f"sqlite:///{rig.clean}") as settings:
         pull(settings)   # as the flows pull: identity resolved, so that the tagger finds customers
