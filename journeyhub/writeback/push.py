@@ -2,7 +2,7 @@
 
 A real push first makes sure each CRM has the hub's fields and settles what an earlier push left
 unconfirmed (journeyhub.writeback.settle); only then is anything planned, so a push that died at any instant
-is followed by one that writes nothing twice."""
+is followed by one that writes nothing twice. Two pushes of one CRM never run at once (`PUSH_LOCK`)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
 from connectors.base import Connector
+from journeyhub.ingest.writer_lock import writer_lock
 from journeyhub.runs import close_run, open_run
 from journeyhub.writeback.config import WritebackConfig
 from journeyhub.writeback.execute import Executor, PushOutcome, prepare
@@ -25,6 +28,11 @@ from journeyhub.writeback.plan import PlannedWrite, Planner, PlanSummary
 from journeyhub.writeback.settle import Settled, settle
 
 log = logging.getLogger("journeyhub.writeback")
+#: the writer lock (journeyhub.ingest.writer_lock) a push holds for each CRM it writes: a second push of that
+#: CRM waits, then settles and plans against what the first one confirmed — instead of settling the first
+#: one's in-flight writes as "not landed" and creating them again
+PUSH_LOCK = "writeback-push"
+WAITING = "%s: another push is writing to it; waiting for it to finish"
 
 
 @dataclass
@@ -60,6 +68,16 @@ def push(engine: Engine, config: WritebackConfig, systems: list[str], *, run_id:
     """Plan every enabled system's write-back; execute it unless `dry_run` (a dry run makes no CRM calls:
     its connectors only format values). A CRM whose setup or settling fails (missing fields, rejected
     credentials, no answer) is reported and skipped — nothing is planned for it; the others are pushed."""
+    if dry_run:
+        return _push(engine, config, systems, run_id=run_id, connectors=connectors, dry_run=True, export=export)
+    with ExitStack() as held:   # one push per CRM at a time; taken in order, so two pushes cannot deadlock
+        for system in sorted(set(systems)):
+            held.enter_context(writer_lock(engine, system, PUSH_LOCK, on_wait=partial(log.warning, WAITING, system)))
+        return _push(engine, config, systems, run_id=run_id, connectors=connectors, export=export)
+
+
+def _push(engine: Engine, config: WritebackConfig, systems: list[str], *, run_id: str,
+          connectors: Mapping[str, Connector], dry_run: bool = False, export: Path | None = None) -> PushReport:
     systems = [system for system in systems if config.system(system) is not None]
     if missing := [system for system in systems if system not in connectors]:
         raise ValueError(f"push needs a connector for {', '.join(missing)} (a dry run too: connectors format "

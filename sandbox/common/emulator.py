@@ -193,7 +193,8 @@ class Emulator:
             if fault is not None:
                 if fault.kind == "delay":
                     await asyncio.sleep(fault.delay_seconds)
-                elif fault.kind == "timeout":
+                elif fault.kind == "timeout":   # the request was received in full: a server goes on with it
+                    await request.body()         # even when the client gives up waiting (it is cached)
                     await asyncio.sleep(fault.delay_seconds or 30)
                 elif fault.kind == "rate_limit":
                     return _tag(self.rate_limited_response(fault), "rate_limit")

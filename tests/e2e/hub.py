@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -20,6 +21,24 @@ from journeyhub.writeback.push import PushReport, push
 
 FAST = RetryPolicy(max_attempts=4, max_seconds=20, initial_wait=0.05, max_backoff=0.2, max_vendor_wait=1)
 SYSTEMS = ["hubspot", "salesforce", "dynamics"]
+#: where each CRM keeps the hub's mirrored items, and the field holding each item's marker ("jh:…")
+MARKERS = {"hubspot": ("notes", "journeyhub_item_id"), "salesforce": ("Task", "External_Id__c"),
+           "dynamics": ("tasks", "new_externalid")}
+
+
+def markers(system: str, emulator: Any) -> Counter[str]:
+    """How many live mirror records in the CRM (its emulator's own store) carry each hub marker."""
+    object_type, marker = MARKERS[system]
+    with emulator.lock:
+        if system == "hubspot":
+            store = emulator.store.types.get(object_type)
+            values = [] if store is None else [store.records[str(num)].props.get(marker) for num in store.active]
+        elif system == "salesforce":
+            values = [row.get(marker) for row in emulator.store.tables[object_type].values()
+                      if not row.get("IsDeleted")]
+        else:
+            values = [row.get(marker) for row in emulator.store.all_rows(object_type)]
+    return Counter(value for value in values if value and str(value).startswith("jh:"))
 
 
 @contextmanager

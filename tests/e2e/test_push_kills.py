@@ -23,6 +23,7 @@ import asyncio
 import copy
 import os
 import queue
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -50,7 +51,7 @@ from sandbox.common.emulator import Emulator
 from sandbox.common.server import EmulatorServer
 from sandbox.runtime import build_emulators, fault_configs
 from sandbox.world import generate
-from tests.e2e.hub import hub_environment, pull, tag
+from tests.e2e.hub import hub_environment, markers, pull, tag
 from tests.e2e.push_worker import FAST, push_once
 
 pytestmark = pytest.mark.slow
@@ -60,8 +61,6 @@ ANCHOR = datetime(2026, 11, 1, tzinfo=UTC)
 PEOPLE, SEED = 60, 11
 SYSTEMS = ("hubspot", "salesforce", "dynamics")
 READS_BY_POST = ("/batch/read", "/search")   # HubSpot reads that are POSTs; every other POST/PATCH writes
-MARKERS = {"hubspot": ("notes", "journeyhub_item_id"), "salesforce": ("Task", "External_Id__c"),
-           "dynamics": ("tasks", "new_externalid")}
 
 
 class KillGate:
@@ -142,18 +141,7 @@ class Hub:
 
 def marked(crm: Crm) -> Counter[str]:
     """How many live mirror records carry each hub marker."""
-    emulator: Any = crm.emulator
-    object_type, marker = MARKERS[crm.system]
-    with emulator.lock:
-        if crm.system == "hubspot":
-            store = emulator.store.types.get(object_type)
-            values = [] if store is None else [store.records[str(num)].props.get(marker) for num in store.active]
-        elif crm.system == "salesforce":
-            values = [row.get(marker) for row in emulator.store.tables[object_type].values()
-                      if not row.get("IsDeleted")]
-        else:
-            values = [row.get(marker) for row in emulator.store.all_rows(object_type)]
-    return Counter(value for value in values if value and str(value).startswith("jh:"))
+    return markers(crm.system, crm.emulator)
 
 
 def reset(crm: Crm) -> None:
@@ -356,7 +344,7 @@ def test_a_push_killed_at_any_request_then_run_again_creates_nothing_twice(hub: 
         quiet = run_push(hub, database, system)
         assert all(action == "unchanged" for _, _, action in quiet.plan.actions), where
         assert crm.gate.writes == [], f"{where}: a push after the re-run still wrote"
-        for leftover in database.parent.glob(f"{database.name}*"):
-            leftover.unlink()
+        for leftover in database.parent.glob(f"{database.name}*"):   # the database, its WAL, its locks
+            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
     reference = hub.references[system]
     assert killed == reference.requests + len(reference.write_requests), "every kill point was reached"
