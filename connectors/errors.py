@@ -93,6 +93,12 @@ class TokenExpired(RetriableError):
     """401 on a token that can be refreshed: refresh once, then retry."""
 
 
+class WriteUnconfirmed(ConnectorError):
+    """A write that is not safe to send twice (a create) was sent and no answer came (read timeout, connection
+    reset, a garbled 2xx): the CRM may have applied it. It is not retried; the caller keeps it as unconfirmed
+    and looks it up later (write-back settles it by its marker on the next push)."""
+
+
 class SkippableError(ConnectorError):
     """One record cannot be processed; quarantine it and continue."""
 

@@ -33,6 +33,7 @@ from connectors.errors import (
     SkippableError,
     Unreachable,
     UpstreamError,
+    WriteUnconfirmed,
 )
 from connectors.meter import RequestMeter
 from connectors.retry import DEFAULT_POLICY, RetryPolicy
@@ -122,11 +123,22 @@ class HubSpotClient:
 
     # ------------------------------------------------------------------ calling
     def call(self, fn: Callable[..., Any], *args: Any, what: str, record_id: str | None = None,
-             **kwargs: Any) -> Any:
+             resend: bool = True, **kwargs: Any) -> Any:
         """`fn(*args, **kwargs)` (a generated SDK method) under the retry policy; the parsed JSON body.
-        `record_id` marks a call about one record, whose 404 is skippable rather than fatal."""
-        return retry.call(lambda: self.request(fn, *args, what=what, record_id=record_id, **kwargs),
-                          policy=self.config.retry, breaker=self.breaker)
+        `record_id` marks a call about one record, whose 404 is skippable rather than fatal. `resend=False`
+        marks a write that must not be sent twice (batch create has no idempotency key): when it went out and
+        no answer came, it raises `WriteUnconfirmed` instead of being retried."""
+
+        def attempt() -> Any:
+            try:
+                return self.request(fn, *args, what=what, record_id=record_id, **kwargs)
+            except UpstreamError as error:
+                if resend or error.status is not None or isinstance(error, Unreachable):
+                    raise   # an answer (429, 5xx) or no connection at all: nothing was applied
+                raise WriteUnconfirmed(SYSTEM, f"{what}: sent, but no answer came ({error.message}); HubSpot "
+                                       "may have applied it, so it is not sent again") from None
+
+        return retry.call(attempt, policy=self.config.retry, breaker=self.breaker)
 
     def request(self, fn: Callable[..., Any], *args: Any, what: str, record_id: str | None = None,
                 **kwargs: Any) -> Any:

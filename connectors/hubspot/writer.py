@@ -142,7 +142,7 @@ class Writer:
     def _create(self, object_type: str, chunk: Indexed) -> dict[int, WriteResult]:
         inputs = [self._create_input(object_type, op) for _, op in chunk]
         body = self.client.call(self.client.objects_batch.create, object_type, {"inputs": inputs},
-                                what=f"batch create {object_type}") or {}
+                                what=f"batch create {object_type}", resend=False) or {}
         created = body.get("results") or []
         errors = BatchErrors(body.get("errors") or [])
         by_marker = {str((r.get("properties") or {}).get(MARKER_PROPERTY)): str(r["id"]) for r in created

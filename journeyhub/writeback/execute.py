@@ -26,7 +26,7 @@ from canonical.db import transaction
 from canonical.models import WritebackConflict
 from canonical.types import utcnow
 from connectors.base import Connector, FieldSpec, WriteResult
-from connectors.errors import ConnectorError, FatalError, SkippableError
+from connectors.errors import ConnectorError, FatalError, SkippableError, WriteUnconfirmed
 from journeyhub.writeback.config import SystemPolicy
 from journeyhub.writeback.ledger import clear_intents, item_key, ledger_row, record_intents, write_ledger
 from journeyhub.writeback.plan import PlannedWrite
@@ -103,6 +103,9 @@ class Executor:
         before = connector.api_calls
         try:
             results = connector.write(object_type, [write.op() for write in writes])
+        except WriteUnconfirmed as error:  # sent, no answer: it may have landed. Not resent; its intents stay and
+            self._unconfirmed(writes, error)  # the next push settles them by their markers
+            return
         except ConnectorError as error:  # the whole batch failed (after retries): retried on the next run
             if isinstance(error, FatalError) and not isinstance(error, SkippableError):
                 raise  # the intents stay: the next push settles whatever of this batch landed
@@ -110,6 +113,18 @@ class Executor:
         finally:
             self.outcome.api_calls[system] += connector.api_calls - before
         self._record(writes, results)
+
+    def _unconfirmed(self, writes: list[PlannedWrite], error: WriteUnconfirmed) -> None:
+        """A batch that may or may not have landed counts as failed in this run (so the run is not Completed)
+        and is left as intents, which the next push looks up in the CRM before planning anything."""
+        for write in writes:
+            outcome = self.outcome.objects[(write.system, write.object_type)]
+            outcome.failed += 1
+        first = writes[0]
+        self.outcome.objects[(first.system, first.object_type)].errors.append(
+            f"{len(writes)} writes unconfirmed: {error.message}; the next push looks them up before writing")
+        log.warning("%s: %d writes unconfirmed, left for the next push to settle: %s", first.system, len(writes),
+                    error.message)
 
     def _record(self, writes: list[PlannedWrite], results: list[WriteResult]) -> None:
         """The batch's results, the removal of its intents and its conflicts, in one transaction."""
