@@ -16,7 +16,8 @@ For each CRM, in one run on the project's emulators (a child process, rate limit
 Printed per CRM and database: records, hub records/s, replay records/s, hub ÷ replay, SDK records/s (HubSpot's
 CRM objects: the SDK has no email events API, so both sides count the CRM objects alone), hub ÷ SDK, email
 events/s (hub, and replay of the events requests), and API calls per 1,000 records (targets: HubSpot ≤ 11,
-Salesforce ≤ 1, Dataverse ≤ 1). `--repeat N` prints min/median/max of each figure over N runs.
+Salesforce ≤ 1, Dataverse ≤ 1), and the hub's CPU per record in the sync process (all its threads) and in
+the mapping worker process. `--repeat N` prints min/median/max of each figure over N runs.
 Targets (issue 18): hub ≥ 0.5x replay, HubSpot ≥ 1.5x the SDK loop, email events ≥ 20,000/s.
 """
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import os
 import statistics
 import sys
 import tempfile
@@ -83,23 +85,40 @@ def database(kind: str, scratch: Path, postgres: str | None) -> Iterator[str]:
         admin.dispose()
 
 
+def worker_cpu() -> float:
+    """CPU seconds the mapping worker process has used so far (0 before it starts; Linux)."""
+    from journeyhub.ingest.pipeline import WORKER
+
+    total = 0.0
+    for pid in WORKER.pids():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    return total
+
+
 def hub_sync(env: dict[str, str], url: str, system: str) -> dict[str, float]:
-    """A full sync of one CRM through the product's path; records and seconds, all and per kind."""
+    """A full sync of one CRM through the product's path; records and seconds, all and per kind, and the CPU
+    it took in this process (every thread) and in the mapping worker: per-record CPU is what a loaded machine
+    distorts least."""
     from flows import sync as sync_flow
     from journeyhub.settings import Settings
 
     settings = Settings.from_env({**env, **NO_BUDGET, "JOURNEYHUB_DATABASE_URL": url})
     try:
-        started = time.perf_counter()
+        cpu, worker, started = time.process_time(), worker_cpu(), time.perf_counter()
         result = sync_flow.sync_system(settings, system, full=True)  # type: ignore[arg-type]
         seconds = time.perf_counter() - started
+        cpu, worker = time.process_time() - cpu, worker_cpu() - worker
     finally:
         sync_flow.close_connectors(settings)
     if result.error or any(item.status == "failed" for item in result.objects):
         raise RuntimeError(f"the {system} sync did not succeed: {result.problems()}")
     events = [item for item in result.objects if item.object_type == EVENTS_OBJECT]
     crm = [item for item in result.objects if item.object_type != EVENTS_OBJECT]
-    return {"records": result.totals().records_read, "seconds": seconds,
+    return {"records": result.totals().records_read, "seconds": seconds, "cpu": cpu, "worker_cpu": worker,
             "events": sum(item.counts.records_read for item in events),
             "events_seconds": sum(item.seconds for item in events),
             "crm_records": sum(item.counts.records_read for item in crm),
@@ -183,7 +202,8 @@ def measure(sandbox: Any, system: str, kind: str, scratch: Path, postgres: str |
     played = replay(base, gets)
     records = hub["records"]
     row = {"records": records, "hub": records / hub["seconds"], "replay": records / played["seconds"],
-           "per_1000": 1000 * calls / max(records, 1), "skipped": others}
+           "per_1000": 1000 * calls / max(records, 1), "skipped": others,
+           "sync µs": 1e6 * hub["cpu"] / max(records, 1), "worker µs": 1e6 * hub["worker_cpu"] / max(records, 1)}
     row["hub/replay"] = row["hub"] / row["replay"]
     if hub["events"]:
         row["hub events/s"] = hub["events"] / hub["events_seconds"]
@@ -196,9 +216,9 @@ def measure(sandbox: Any, system: str, kind: str, scratch: Path, postgres: str |
 
 
 COLUMNS = ("records", "hub", "replay", "hub/replay", "sdk", "hub/sdk", "hub events/s", "replay events/s",
-           "per_1000")
+           "per_1000", "sync µs", "worker µs")
 HEADINGS = ("records", "hub rec/s", "replay rec/s", "hub÷replay", "SDK rec/s", "hub÷SDK", "hub events/s",
-            "replay events/s", "calls/1k")
+            "replay events/s", "calls/1k", "CPU µs/rec sync", "CPU µs/rec worker")
 
 
 def cell(values: list[float], name: str) -> str:
