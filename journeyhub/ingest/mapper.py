@@ -107,6 +107,52 @@ def holds(conditions: Conditions | None, document: Any) -> bool:
     return all(_holds(condition, document) for condition in items)
 
 
+Test = Callable[[Any], bool]
+
+
+def compile_conditions(conditions: Conditions | None) -> Test:
+    """`holds(conditions, ·)` as one function, its tests chosen once: a spec's conditions are fixed."""
+    if conditions is None:
+        return lambda document: True
+    tests = [_compile_condition(condition) for condition in
+             (conditions if isinstance(conditions, list) else [conditions])]
+    if len(tests) == 1:
+        return tests[0]
+    return lambda document: all(test(document) for test in tests)
+
+
+def _compile_condition(condition: Condition) -> Test:
+    """One condition as a function of the record, the same test `_holds` makes."""
+    path, tests = condition.path, condition.model_fields_set
+
+    def present(document: Any) -> tuple[Any, bool]:
+        value = get_path(document, path)
+        return value, value is not MISSING and value is not None and value != ""
+
+    if "present" in tests:
+        wanted = condition.present
+        return lambda document: present(document)[1] == wanted
+    if "startswith" in tests:
+        prefix = condition.startswith or ""
+
+        def starts(document: Any) -> bool:
+            value, found = present(document)
+            return found and str(value).startswith(prefix)
+
+        return starts
+    if "equals" in tests:
+        expected = condition.equals
+        return lambda document: _same(get_path(document, path), expected)
+    if "not_equals" in tests:
+        unexpected = condition.not_equals
+        return lambda document: not _same(get_path(document, path), unexpected)
+    if "in_" in tests:
+        options = list(condition.in_ or [])
+        return lambda document: any(_same(get_path(document, path), option) for option in options)
+    excluded = list(condition.not_in or [])
+    return lambda document: not any(_same(get_path(document, path), option) for option in excluded)
+
+
 @dataclass
 class MappedRow:
     entity: str
@@ -114,6 +160,11 @@ class MappedRow:
     row: dict[str, Any]
     people: list[tuple[str, str | None, bool]] | None = None  # None: the record said nothing about people
     linked: list[str] | None = None    # records that relate to this one, as it lists them (None: it says nothing)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its constructor's arguments: the mapping worker sends every mapped row back, and the
+        parent's unpickling (half the cost of mapping with the default protocol) is on the sync's busy side."""
+        return MappedRow, (self.entity, self.key, self.row, self.people, self.linked)
 
 
 @dataclass
@@ -123,8 +174,12 @@ class MappedRecord:
     merges: list[str] = field(default_factory=list)
     skipped: bool = False
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return MappedRecord, (self.rows, self.merged_into, self.merges, self.skipped)
+
 
 Getter = Callable[[dict[str, Any]], Any]
+Probe = Callable[[dict[str, Any]], bool]  # does the record carry any of a field's paths (a list: its head)
 
 
 def _present(value: Any) -> bool:
@@ -138,7 +193,7 @@ class _RowPlan:
     model: type[Any]
     fields: list[tuple[str, Getter]]
     custom: list[tuple[str, Getter]]
-    people: list[tuple[Getter | None, tuple[str, ...], str | None]]  # (getter or None = self, probe paths, label)
+    people: list[tuple[Getter | None, Probe, str | None]]  # (getter or None = self, is any path present, label)
 
 
 class Mapper:
@@ -148,25 +203,25 @@ class Mapper:
     def __init__(self, system: str, spec: MappingSpec) -> None:
         self.system = system
         self.spec = spec
+        self._skip = compile_conditions(spec.skip_when) if spec.skip_when is not None else None
         self._main = self._plan(spec.entity, spec.fields, spec.custom, spec.people)
-        self._derived = [(derived.suffix, derived.when,
+        self._derived = [(derived.suffix, compile_conditions(derived.when),
                           self._plan(derived.entity, derived.fields, derived.custom, derived.people))
                          for derived in spec.derived]
         self._merged_into = self._compile(spec.merged_into, "merged_into") if spec.merged_into else None
-        self._linked = [(self._compile(item, "linked"), tuple(path.split(".*")[0] for path in _paths(item)))
-                        for item in spec.linked]
+        self._linked = [(self._compile(item, "linked"), _probe(_paths(item))) for item in spec.linked]
         self._merges = self._compile(spec.merges, "merges") if spec.merges else None
 
     def map(self, remote_id: str, document: dict[str, Any]) -> MappedRecord:
         """The canonical rows for one record; raises MappingError for a record to quarantine."""
-        if self.spec.skip_when is not None and holds(self.spec.skip_when, document):
+        if self._skip is not None and self._skip(document):
             return MappedRecord(skipped=True)
         key = source_key(self.system, self.spec.object, remote_id)
         record = MappedRecord(rows=[self._row(self._main, key, document, key)])
         if self._linked:
             record.rows[0].linked = self._linked_keys(document)
         for suffix, when, plan in self._derived:
-            if holds(when, document):
+            if when(document):
                 record.rows.append(self._row(plan, f"{key}#{suffix}", document, key))
         if self._merged_into is not None:
             record.merged_into = self._merged_into(document)
@@ -182,8 +237,8 @@ class Mapper:
             WRITE_MODELS[entity],
             [(name, self._compile(spec, name)) for name, spec in fields.items()],
             [(name, self._compile(spec, f"custom.{name}")) for name, spec in custom.items()],
-            [(None if spec.self_ else self._compile(spec, "people"),
-              tuple(path.split(".*")[0] for path in _paths(spec)), spec.label) for spec in people])
+            [(None if spec.self_ else self._compile(spec, "people"), _probe(_paths(spec)), spec.label)
+             for spec in people])
 
     def _row(self, plan: _RowPlan, key: str, document: dict[str, Any], owner_key: str) -> MappedRow:
         values = {name: getter(document) for name, getter in plan.fields}
@@ -205,13 +260,13 @@ class Mapper:
             return None
         found: list[tuple[str, str | None, bool]] = []
         provided = False
-        for getter, probes, label in plan.people:
+        for getter, probe, label in plan.people:
             if getter is None:
                 provided, keys = True, [owner_key]
             else:
-                provided = provided or any(get_path(document, probe) is not MISSING for probe in probes)
+                provided = provided or probe(document)
                 keys = getter(document)
-            for person in keys if isinstance(keys, list) else [keys]:
+            for person in keys if isinstance(keys, list) else (keys,):
                 if person and all(person != existing for existing, _, _ in found):
                     found.append((person, label, not found))
         return found if provided else None
@@ -220,8 +275,8 @@ class Mapper:
         """The records this one lists as related to it; None when none of the `linked` paths is present."""
         found: list[str] = []
         provided = False
-        for getter, probes in self._linked:
-            provided = provided or any(get_path(document, probe) is not MISSING for probe in probes)
+        for getter, probe in self._linked:
+            provided = provided or probe(document)
             keys = getter(document)
             for key in keys if isinstance(keys, list) else [keys]:
                 if key and key not in found:
@@ -232,23 +287,25 @@ class Mapper:
     def _compile(self, spec: FieldSpec, name: str) -> Getter:
         """One field as a function of the record, with only the steps its spec asks for."""
         source = self._source(spec)
-        steps = tuple((step, None) if isinstance(step, str) else next(iter(step.items())) for step in spec.transform)
+        steps = tuple(transforms.step((step, None) if isinstance(step, str) else next(iter(step.items())))
+                      for step in spec.transform)
         has_default = "default" in spec.model_fields_set and spec.cases is None
         lookup = self._lookup(spec, name) if spec.map is not None else None
         refs = self._refs(spec.ref) if spec.ref is not None else None
-        when, required, default = spec.when, spec.required, spec.default
+        when = compile_conditions(spec.when) if spec.when is not None else None
+        required, default = spec.required, spec.default
         if not (steps or lookup or refs or has_default or required or when is not None):
             return source
 
         def value(document: dict[str, Any]) -> Any:
-            if when is not None and not holds(when, document):
+            if when is not None and not when(document):
                 return None
             result = source(document)
             if result is not None and steps:
                 try:
-                    for transform, argument in steps:
+                    for transform in steps:
                         if result is not None:
-                            result = transforms.apply(transform, result, argument)
+                            result = transform(result)
                 except transforms.TransformError as error:
                     raise MappingError("invalid_value", f"{name}: {error}") from None
             if lookup is not None and result is not None:
@@ -269,13 +326,22 @@ class Mapper:
             constant = spec.value
             return lambda document: constant
         if spec.cases is not None:
-            cases, default = [(case.when, case.value) for case in spec.cases], spec.default
-            return lambda document: next((value for when, value in cases if holds(when, document)), default)
+            cases, default = [(compile_conditions(case.when), case.value) for case in spec.cases], spec.default
+            return lambda document: next((value for when, value in cases if when(document)), default)
         paths = _paths(spec)
         if len(paths) == 1 and not spec.collect:
             path = paths[0]
             parts = _parts(path)
-            if len(parts) == 2 and "*" not in parts and not any(part.isdigit() for part in parts):
+            plain = "*" not in parts and not any(part.isdigit() for part in parts)
+            if len(parts) == 1 and plain:
+                (only,) = parts  # a top-level field (Salesforce's `Email`, an event's `type`): one lookup
+
+                def top(document: dict[str, Any]) -> Any:
+                    value = document.get(only)
+                    return None if value is None or value == "" or value == [] else value
+
+                return top
+            if len(parts) == 2 and plain:
                 outer, inner = parts  # the common `properties.email`: two dict lookups, nothing generic
 
                 def pair(document: dict[str, Any]) -> Any:
@@ -323,6 +389,20 @@ class Mapper:
         return lookup
 
     def _refs(self, ref: RefSpec) -> Callable[[Any, dict[str, Any]], Any]:
+        if ref.email:  # the common `ref: email` (every person an activity names), without the generic steps
+            normalize = transforms.normalize_email
+
+            def email(value: Any) -> str | None:
+                normalized = normalize(value)
+                return f"email:{normalized}" if normalized else None
+
+            def emails(value: Any, document: dict[str, Any]) -> Any:
+                if isinstance(value, list):
+                    return [key for key in map(email, value) if key]
+                return email(value)
+
+            return emails
+
         def refs(value: Any, document: dict[str, Any]) -> Any:
             if isinstance(value, list):
                 return [key for key in (self._ref(ref, item, document) for item in value) if key]
@@ -344,6 +424,16 @@ class Mapper:
         head, _, tail = target.partition(":")  # "salesforce:Contact" names another CRM's object
         system, object_type = (head, tail) if tail and head in SYSTEM_NAMES else (self.system, target)
         return source_key(system, object_type, value)
+
+
+def _probe(paths: tuple[str, ...]) -> Probe:
+    """Whether a record carries any of `paths` (for a path into a list, the list itself), even empty: what tells
+    "this record lists no people" from "this record says nothing about people"."""
+    heads = tuple(dict.fromkeys(path.split(".*")[0] for path in paths))
+    if len(heads) == 1 and len(_parts(heads[0])) == 1 and not heads[0].isdigit():
+        only = heads[0]
+        return lambda document: only in document if isinstance(document, dict) else False
+    return lambda document: any(get_path(document, head) is not MISSING for head in heads)
 
 
 def _paths(spec: FieldSpec) -> tuple[str, ...]:

@@ -12,6 +12,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -93,8 +94,13 @@ def normalize_email(value: Any) -> str | None:
     """Trim, Unicode-normalise (NFKC) and case-fold an address: the identity key of an email."""
     if value is None:
         return None
-    text = unicodedata.normalize("NFKC", str(value)).strip().casefold()
-    return text or None
+    return _email_key(value if type(value) is str else str(value))
+
+
+@lru_cache(maxsize=65_536)
+def _email_key(text: str) -> str | None:
+    """Cached: an address recurs on every email event, activity and association that names it."""
+    return unicodedata.normalize("NFKC", text).strip().casefold() or None
 
 
 def domain(value: Any) -> str | None:
@@ -147,6 +153,31 @@ TRANSFORMS: dict[str, Callable[[Any, Any], Any]] = {
     "truncate": _truncate,
     "string": lambda value, _arg=None: None if value is None else str(value),
 }
+
+
+def step(named: tuple[str, Any]) -> Callable[[Any], Any]:
+    """One (name, argument) step of a mapping as a function of the value, looked up once: `apply` per call."""
+    name, argument = named
+    transform = TRANSFORMS[name]
+    scalar = SCALAR.get(name)  # a one-argument function: the same result, one call fewer per value
+    if scalar is not None:
+        return lambda value: [scalar(item) for item in value] if isinstance(value, list) else scalar(value)
+    if name == "split":
+        return lambda value: apply("split", value, argument)
+    if name == "first":
+        return lambda value: transform(value, argument)
+
+    def one(value: Any) -> Any:
+        if isinstance(value, list):
+            return [transform(item, argument) for item in value]
+        return transform(value, argument)
+
+    return one
+
+
+SCALAR: dict[str, Callable[[Any], Any]] = {"datetime": parse_datetime, "date_utc": date_utc, "float": to_float,
+                                           "int": to_int, "bool": to_bool, "html_to_text": html_to_text,
+                                           "email_key": normalize_email, "domain": domain}
 
 
 def apply(name: str, value: Any, argument: Any = None) -> Any:

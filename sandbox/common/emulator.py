@@ -8,7 +8,9 @@ so the three emulators behave the same way to the tests that drive them.
 Admin API (never faulted, never counted, no auth):
   GET  /__sandbox/health            {"emulator": name, "ok": true}
   GET  /__sandbox/requests          {"counts": {"GET /route": n}, "total": n, "log": [...]} (?log=0 omits it;
-                                    each entry has its route, status and arrival time `at`)
+                                    each entry has its route, path, query, status, arrival time `at`
+                                    and the request headers that shape a response, without credentials:
+                                    what a benchmark needs to replay the same requests)
   POST /__sandbox/requests/reset    clears the request log
   GET  /__sandbox/dump              everything written through the API (what write-back created or changed)
   GET  /__sandbox/faults            the current FaultConfig
@@ -55,6 +57,17 @@ class LoggedRequest:
     duration_ms: float
     fault: str | None = None
     at: float = 0.0          # arrival, seconds since the epoch (request rates are measured from these)
+    headers: dict[str, str] = field(default_factory=dict)  # `logged_headers`: no credentials, no transport
+
+
+#: request headers the log leaves out: credentials (never logged) and transport details a replay sets itself
+UNLOGGED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "host", "content-length",
+                              "connection", "user-agent", "accept-encoding"})
+
+
+def logged_headers(request: Request) -> dict[str, str]:
+    """The headers of a request worth keeping to replay it (paging and format preferences, options)."""
+    return {name: value for name, value in request.headers.items() if name not in UNLOGGED_HEADERS}
 
 
 @dataclass
@@ -181,7 +194,7 @@ class Emulator:
                     response = json_response({"error": "emulator failure", "detail": repr(error)}, 500)
             self.requests.record(LoggedRequest(
                 request.method, key, request.url.path, request.url.query, response.status_code,
-                (time.perf_counter() - started) * 1000, fault_name, arrived))
+                (time.perf_counter() - started) * 1000, fault_name, arrived, logged_headers(request)))
             return response
 
         return endpoint
