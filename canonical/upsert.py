@@ -4,18 +4,47 @@ tuples on the same DBAPI connection: a sync or a tagging pass writes every recor
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
-import orjson
 from sqlalchemy import JSON, Boolean, Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlmodel import SQLModel
 
-from canonical.types import UTCDateTime
+from canonical.types import UTCDateTime, json_text
+
+try:
+    import psycopg
+    _PG_ERRORS: tuple[type[BaseException], ...] = (psycopg.DataError, psycopg.IntegrityError)
+except ImportError:  # pragma: no cover - psycopg ships with the project
+    _PG_ERRORS = ()
+
+#: What a value can make a write raise — the database refusing it (too long, out of range, not storable) or
+#: the driver unable to bind it — as opposed to the database being unreachable or a statement being wrong.
+#: The page loader quarantines the records that raise these (`is_record_error`); anything else fails the run.
+RECORD_ERRORS: tuple[type[BaseException], ...] = (
+    StatementError, sqlite3.DataError, sqlite3.IntegrityError, OverflowError, UnicodeError, ValueError,
+    TypeError, *_PG_ERRORS)
+
+
+def is_record_error(error: BaseException) -> bool:
+    """A write refused because of a value, not a lost connection, a lock timeout or a wrong statement."""
+    if isinstance(error, DBAPIError):  # SQLAlchemy's wrapper of a database error
+        return isinstance(error, DataError | IntegrityError)
+    return isinstance(error, RECORD_ERRORS)
+
+
+def error_message(error: BaseException) -> str:
+    """The database's (or driver's) own one-line message for a refused write."""
+    original = getattr(error, "orig", None) or error
+    lines = str(original).strip().splitlines() or [type(original).__name__]
+    return f"{type(original).__name__}: {lines[0]}"[:500]
+
 
 CHUNK = 2000  # rows per statement execution: bounds memory, keeps PostgreSQL packets moderate
 ID_CHUNK = 500  # ids per IN (...) lookup, well under SQLite's bound-parameter limit
@@ -72,7 +101,7 @@ def _sqlite_value(type_: Any) -> Callable[[Any], Any] | None:
     if isinstance(type_, UTCDateTime):
         return lambda value: None if value is None else _iso(value)
     if isinstance(type_, JSON):
-        return lambda value: None if value is None else orjson.dumps(value, default=str).decode()
+        return lambda value: None if value is None else json_text(value)
     if isinstance(type_, Boolean):
         return lambda value: None if value is None else int(value)
     return None
