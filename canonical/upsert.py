@@ -1,6 +1,9 @@
 """Batch writes — upserts with the dialect's native ON CONFLICT, plain inserts, keyed updates — on SQLite and
 PostgreSQL, never row by row. On SQLite the statement is compiled once per shape and the rows are bound as
-tuples on the same DBAPI connection: a sync or a tagging pass writes every record through here."""
+tuples on the same DBAPI connection: a sync or a tagging pass writes every record through here.
+
+On PostgreSQL a batch is one set-based statement per chunk: each column goes as one array parameter and
+`INSERT … SELECT * FROM unnest(…) ON CONFLICT …` writes them all (`canonical.pg_bulk`)."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlmodel import SQLModel
 
+from canonical import pg_bulk
 from canonical.types import UTCDateTime, json_text
 
 try:
@@ -82,6 +86,10 @@ def upsert(connection: Connection, model: type[SQLModel] | Table, rows: Sequence
     columns = list(update if update is not None else [key for key in rows[0] if key not in conflict])
     if connection.dialect.name == "sqlite":
         _sqlite_executemany(connection, table, tuple(rows[0]), tuple(conflict), tuple(columns), rows)
+        return len(rows)
+    if connection.dialect.name == "postgresql":
+        for chunk in chunks(rows, CHUNK):
+            pg_bulk.upsert(connection, table, chunk, tuple(conflict), tuple(columns))
         return len(rows)
     statement = _insert(connection, table)
     set_ = {name: statement.excluded[name] for name in columns}
@@ -200,6 +208,9 @@ def insert_rows(connection: Connection, model: type[SQLModel] | Table, rows: Seq
     table = table_of(model)
     if connection.dialect.name == "sqlite":
         _sqlite_executemany(connection, table, tuple(rows[0]), None, (), rows)
+    elif connection.dialect.name == "postgresql":
+        for chunk in chunks(rows, CHUNK):
+            pg_bulk.upsert(connection, table, chunk, None, ())
     else:
         for chunk in chunks(rows, CHUNK):
             connection.execute(table.insert(), list(chunk))
