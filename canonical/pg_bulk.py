@@ -58,8 +58,8 @@ def _array_type(table: Table, name: str, connection: Connection) -> tuple[str, C
 
 
 def _statement(connection: Connection, table: Table, names: tuple[str, ...], conflict: tuple[str, ...] | None,
-               columns: tuple[str, ...]) -> tuple[str, list[Convert | None]]:
-    key = (table.name, names, conflict, columns)
+               columns: tuple[str, ...], changed: tuple[str, ...] | None = None) -> tuple[str, list[Convert | None]]:
+    key = (table.name, names, conflict, columns, changed)
     if key not in _STATEMENTS:
         quote = connection.dialect.identifier_preparer.quote
         types = [_array_type(table, name, connection) for name in names]
@@ -71,6 +71,10 @@ def _statement(connection: Connection, table: Table, names: tuple[str, ...], con
             if columns:
                 assignments = ", ".join(f"{quote(name)} = excluded.{quote(name)}" for name in columns)
                 sql += f" ON CONFLICT ({target}) DO UPDATE SET {assignments}"
+                if changed is not None:
+                    differs = " OR ".join(f"{quote(table.name)}.{quote(name)} IS DISTINCT FROM excluded.{quote(name)}"
+                                          for name in changed)
+                    sql += f" WHERE {differs} RETURNING {target}, (xmax = 0)"
             else:
                 sql += f" ON CONFLICT ({target}) DO NOTHING"
         _STATEMENTS[key] = (sql, [convert for _, convert in types])
@@ -78,12 +82,15 @@ def _statement(connection: Connection, table: Table, names: tuple[str, ...], con
 
 
 def upsert(connection: Connection, table: Table, rows: Sequence[dict[str, Any]], conflict: tuple[str, ...] | None,
-           columns: tuple[str, ...]) -> None:
-    """One statement for `rows` (same keys): a plain INSERT when `conflict` is None, else an upsert on it."""
+           columns: tuple[str, ...], changed: tuple[str, ...] | None = None) -> list[tuple[Any, ...]]:
+    """One statement for `rows` (same keys): a plain INSERT when `conflict` is None, else an upsert on it.
+    With `changed` (columns), an existing row is updated only where one of them differs, and the statement
+    returns `(conflict key…, inserted)` for each row it inserted or updated: what it actually did, whatever
+    another transaction wrote meanwhile (`xmax = 0`: the row version was created by an INSERT)."""
     names = tuple(rows[0])
     if conflict is not None:
         rows = list({tuple(row[name] for name in conflict): row for row in rows}.values())
-    sql, converters = _statement(connection, table, names, conflict, columns)
+    sql, converters = _statement(connection, table, names, conflict, columns, changed)
     arrays = []
     for name, convert in zip(names, converters, strict=True):
         values = [row[name] for row in rows]
@@ -91,5 +98,6 @@ def upsert(connection: Connection, table: Table, rows: Sequence[dict[str, Any]],
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(sql, arrays)
+        return cursor.fetchall() if changed is not None and conflict is not None and columns else []
     finally:
         cursor.close()

@@ -102,6 +102,24 @@ def upsert(connection: Connection, model: type[SQLModel] | Table, rows: Sequence
     return len(rows)
 
 
+def upsert_counted(connection: Connection, model: type[SQLModel] | Table, rows: Sequence[dict[str, Any]], *,
+                   update: Sequence[str], changed: tuple[str, ...]) -> dict[Any, bool] | None:
+    """`upsert` on the primary key that updates an existing row only where a `changed` column differs, and says what
+    it did: `{key: True inserted / False updated}`, rows left as they were absent. None on SQLite, where a
+    write transaction holds the database's write lock from its start (`canonical.db.transaction`), so what
+    it read before writing is what it writes over."""
+    if connection.dialect.name != "postgresql":
+        upsert(connection, model, rows, update=update)
+        return None
+    table = table_of(model)
+    (key,) = [column.name for column in table.primary_key.columns]
+    done: dict[Any, bool] = {}
+    for chunk in chunks(rows, CHUNK):
+        for written, inserted in pg_bulk.upsert(connection, table, chunk, (key,), tuple(update), changed):
+            done[written] = inserted
+    return done
+
+
 def _sqlite_value(type_: Any) -> Callable[[Any], Any] | None:
     """How a value of this column type is stored on SQLite (as SQLAlchemy would store it, minus its
     per-row overhead): UTC ISO text for timestamps, JSON text for documents, 0/1 for booleans; None when

@@ -26,7 +26,15 @@ from sqlalchemy.engine import Connection
 from canonical.db import transaction
 from canonical.models import CANONICAL_TABLES, Association, Quarantine, SourceRecord, SyncRun, SyncState
 from canonical.types import clean_text, json_bytes, utcnow
-from canonical.upsert import RECORD_ERRORS, chunks, error_message, fetch_by_ids, is_record_error, upsert
+from canonical.upsert import (
+    RECORD_ERRORS,
+    chunks,
+    error_message,
+    fetch_by_ids,
+    is_record_error,
+    upsert,
+    upsert_counted,
+)
 from connectors.base import Page
 from connectors.base import RemoteRecord as Record
 from connectors.errors import ConfigError
@@ -68,6 +76,7 @@ class _Planned:
     key: str
     raw_hash: str
     mapped: MappedRecord | None  # None: a bare tombstone
+    verdict: str = ""  # how `_changed` counted it: inserted, updated or deleted
 
 
 def payload_hash(record: Record, document: dict[str, Any] | None = None) -> str:
@@ -206,7 +215,7 @@ class PageLoader:
         counts = replace(prepared.counts)
         with transaction(self.engine) as connection:
             changed = self._changed(connection, planned, counts)
-            self._write(connection, changed, prepared.mapper, now)
+            _recount(counts, changed, self._write(connection, changed, prepared.mapper, now))
             self._finish(connection, page, prepared.quarantined, planned, counts, run_row_id, now)
         return counts
 
@@ -220,7 +229,8 @@ class PageLoader:
                 mine = Counts()
                 try:
                     with connection.begin_nested():
-                        self._write(connection, self._changed(connection, [item], mine), prepared.mapper, now)
+                        changed = self._changed(connection, [item], mine)
+                        _recount(mine, changed, self._write(connection, changed, prepared.mapper, now))
                 except RECORD_ERRORS as error:
                     if not is_record_error(error):
                         raise
@@ -254,15 +264,21 @@ class PageLoader:
                 continue
             if item.record.deleted:
                 counts.deleted += 0 if before is not None and before[1] else 1
+                item.verdict = "deleted"
             elif before is None:
                 counts.inserted += 1
+                item.verdict = "inserted"
             else:
                 counts.updated += 1
+                item.verdict = "updated"
             changed.append(item)
         return changed
 
     # ------------------------------------------------------------------ writes
-    def _write(self, connection: Connection, changed: list[_Planned], mapper: Mapper, now: datetime) -> None:
+    def _write(self, connection: Connection, changed: list[_Planned], mapper: Mapper,
+               now: datetime) -> dict[str, bool] | None:
+        """Write the changed records; on PostgreSQL, what the provenance statement did to each
+        (`canonical.upsert.upsert_counted`), else None."""
         sources: list[dict[str, Any]] = []
         tombstones: list[dict[str, Any]] = []
         rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -297,9 +313,11 @@ class PageLoader:
                         self._link(links, row.key, to_id, label, primary, row.key, False, now)
                     for from_id in row.linked or []:
                         self._link(links, from_id, row.key, None, False, row.key, False, now)
+        written = None
         if sources:
             kept = {"id", "first_seen_at"}
-            upsert(connection, SourceRecord, sources, update=[k for k in sources[0] if k not in kept])
+            written = upsert_counted(connection, SourceRecord, sources, update=[k for k in sources[0] if k not in kept],
+                                     changed=("raw_hash", "is_deleted"))
         if tombstones:
             upsert(connection, SourceRecord, tombstones,
                    update=["is_deleted", "deleted_at", "last_seen_at", "raw_hash", "last_run_id"])
@@ -312,6 +330,7 @@ class PageLoader:
             upsert(connection, Association, list(links.values()))
         for loser, survivor in merges:
             mark_merged(connection, loser, survivor, now)
+        return written
 
     @staticmethod
     def _deleted_parents(connection: Connection, changed: list[_Planned]) -> set[str]:
@@ -391,6 +410,22 @@ class PageLoader:
                 Quarantine.system == self.system, Quarantine.object_type == object_type,
                 Quarantine.remote_id.in_(chunk), Quarantine.resolved_at.is_(None),
             )).values(resolved_at=now))
+
+
+def _recount(counts: Counts, changed: list[_Planned], written: dict[str, bool] | None) -> None:
+    """Inserted / updated / unchanged as the statement found them, not as the read before it guessed: a
+    concurrent writer that stored the same record in between makes it unchanged here (run statistics
+    counted once)."""
+    if written is None:
+        return
+    for item in changed:
+        if item.verdict not in ("inserted", "updated"):
+            continue
+        actual = "unchanged" if item.key not in written else "inserted" if written[item.key] else "updated"
+        if actual != item.verdict:
+            setattr(counts, item.verdict, getattr(counts, item.verdict) - 1)
+            setattr(counts, actual, getattr(counts, actual) + 1)
+            item.verdict = actual
 
 
 def tombstone_derived(connection: Connection, keys: list[str], now: datetime) -> None:
