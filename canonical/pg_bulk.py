@@ -25,6 +25,9 @@ from sqlalchemy.engine import Connection
 
 from canonical.types import UTCDateTime, json_text
 
+#: how batches are written: "unnest" (chosen, above); "copy" (staging table) and "executemany" (SQLAlchemy's
+#: pipelined row statements) are kept so `bench/upsert_rate.py --pg-methods` can measure the choice again
+METHOD = "unnest"
 Convert = Callable[[Any], Any]
 _STATEMENTS: dict[tuple[Any, ...], tuple[str, list[Convert | None]]] = {}
 
@@ -91,6 +94,8 @@ def upsert(connection: Connection, table: Table, rows: Sequence[dict[str, Any]],
     if conflict is not None:
         rows = list({tuple(row[name] for name in conflict): row for row in rows}.values())
     sql, converters = _statement(connection, table, names, conflict, columns, changed)
+    if METHOD == "copy":
+        return _copy(connection, table, names, rows, sql, converters, changed is not None and bool(columns))
     arrays = []
     for name, convert in zip(names, converters, strict=True):
         values = [row[name] for row in rows]
@@ -99,5 +104,28 @@ def upsert(connection: Connection, table: Table, rows: Sequence[dict[str, Any]],
     try:
         cursor.execute(sql, arrays)
         return cursor.fetchall() if changed is not None and conflict is not None and columns else []
+    finally:
+        cursor.close()
+
+
+def _copy(connection: Connection, table: Table, names: tuple[str, ...], rows: Sequence[dict[str, Any]], sql: str,
+          converters: list[Convert | None], returning: bool) -> list[tuple[Any, ...]]:
+    """The alternative measured: COPY into a session staging table, then the same statement reading it."""
+    quote = connection.dialect.identifier_preparer.quote
+    stage = quote(f"_stage_{table.name}")
+    column_list = ", ".join(quote(name) for name in names)
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {quote(table.name)}) ON COMMIT DELETE ROWS")
+        with cursor.copy(f"COPY {stage} ({column_list}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([value if convert is None else convert(value)
+                                for value, convert in zip((row[name] for name in names), converters, strict=True)])
+        select = sql.split(" SELECT * FROM unnest(")[0] + f" SELECT {column_list} FROM {stage}"
+        tail = sql.split(") ON CONFLICT", 1)
+        cursor.execute(select + (" ON CONFLICT" + tail[1] if len(tail) > 1 else ""))
+        result = cursor.fetchall() if returning else []
+        cursor.execute(f"TRUNCATE {stage}")
+        return result
     finally:
         cursor.close()

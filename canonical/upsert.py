@@ -87,7 +87,7 @@ def upsert(connection: Connection, model: type[SQLModel] | Table, rows: Sequence
     if connection.dialect.name == "sqlite":
         _sqlite_executemany(connection, table, tuple(rows[0]), tuple(conflict), tuple(columns), rows)
         return len(rows)
-    if connection.dialect.name == "postgresql":
+    if connection.dialect.name == "postgresql" and pg_bulk.METHOD != "executemany":
         for chunk in chunks(rows, CHUNK):
             pg_bulk.upsert(connection, table, chunk, tuple(conflict), tuple(columns))
         return len(rows)
@@ -108,7 +108,7 @@ def upsert_counted(connection: Connection, model: type[SQLModel] | Table, rows: 
     it did: `{key: True inserted / False updated}`, rows left as they were absent. None on SQLite, where a
     write transaction holds the database's write lock from its start (`canonical.db.transaction`), so what
     it read before writing is what it writes over."""
-    if connection.dialect.name != "postgresql":
+    if connection.dialect.name != "postgresql" or pg_bulk.METHOD == "executemany":
         upsert(connection, model, rows, update=update)
         return None
     table = table_of(model)
@@ -226,7 +226,7 @@ def insert_rows(connection: Connection, model: type[SQLModel] | Table, rows: Seq
     table = table_of(model)
     if connection.dialect.name == "sqlite":
         _sqlite_executemany(connection, table, tuple(rows[0]), None, (), rows)
-    elif connection.dialect.name == "postgresql":
+    elif connection.dialect.name == "postgresql" and pg_bulk.METHOD != "executemany":
         for chunk in chunks(rows, CHUNK):
             pg_bulk.upsert(connection, table, chunk, None, ())
     else:
