@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Table, bindparam, select
+from sqlalchemy import JSON, Boolean, String, Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
-from sqlmodel import SQLModel
+from sqlmodel import AutoString, SQLModel
 
 from canonical import pg_bulk
 from canonical.types import UTCDateTime, json_text
@@ -208,11 +208,26 @@ def _sqlite_run(connection: Connection, sql: str, order: list[str], converters: 
 
 def fetch_by_ids(connection: Connection, model: type[SQLModel] | Table, ids: Sequence[str],
                  columns: Sequence[str]) -> dict[str, tuple[Any, ...]]:
-    """`{id: (columns…)}` for the ids that exist, in a few IN (…) queries."""
+    """`{id: (columns…)}` for the ids that exist, in a few IN (…) queries (on PostgreSQL, for plain text and
+    boolean columns, one `= ANY(array)` query per chunk: no statement of a thousand parameters to build)."""
     table = table_of(model)
     key = next(iter(table.primary_key.columns))
     wanted = [table.c[name] for name in columns]
     found: dict[str, tuple[Any, ...]] = {}
+    if (connection.dialect.name == "postgresql" and pg_bulk.METHOD != "executemany"
+            and all(type(column.type) in (AutoString, String, Boolean) for column in wanted)):
+        quote = connection.dialect.identifier_preparer.quote
+        sql = (f"SELECT {', '.join(quote(column.name) for column in (key, *wanted))} FROM {quote(table.name)} "
+               f"WHERE {quote(key.name)} = ANY(%b::text[])")
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            for chunk in chunks(list(ids), CHUNK):
+                cursor.execute(sql, [list(chunk)])
+                for row in cursor.fetchall():
+                    found[row[0]] = tuple(row[1:])
+        finally:
+            cursor.close()
+        return found
     for chunk in chunks(list(ids), ID_CHUNK):
         for row in connection.execute(select(key, *wanted).where(key.in_(chunk))):
             found[row[0]] = tuple(row[1:])
