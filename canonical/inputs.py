@@ -36,7 +36,7 @@ from canonical.models import (
     PipelineStageBase,
     TicketBase,
 )
-from canonical.types import clean_json, clean_text
+from canonical.types import clean_json, clean_text, needs_cleaning
 
 EMAIL_PATTERN = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[^@\s<>(),;:\"\[\]]+\.[^@\s<>(),;:\"\[\]]+$")
 TEXT_LIMIT = 4000  # free text in a column without a length (ticket and interaction bodies)
@@ -56,9 +56,8 @@ def _clean(value: Any) -> Any:
     """`value` cleaned by the storage rule; the same object when it needed nothing (the usual case)."""
     if type(value) is str:
         return clean_text(value)
-    if isinstance(value, dict | list) and value:
-        cleaned = clean_json(value)
-        return value if cleaned == value else cleaned
+    if isinstance(value, dict | list) and value and needs_cleaning(value):
+        return clean_json(value)
     return value
 
 

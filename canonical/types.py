@@ -90,6 +90,15 @@ def clean_json(value: Any) -> Any:
     return value
 
 
+def needs_cleaning(value: Any) -> bool:
+    """Whether a JSON-like value holds NUL or a lone surrogate (one orjson serialisation, ~0.3 µs for a small
+    document, instead of walking it in Python)."""
+    try:
+        return b"\\u0000" in orjson.dumps(value, default=str)
+    except orjson.JSONEncodeError:
+        return True
+
+
 def json_bytes(value: Any) -> bytes:
     """`value` as JSON (orjson; other types as their `str`), cleaned first only when it needs it: orjson
     refuses lone surrogates, and writes NUL as the escape `\\u0000` — one serialisation for a clean value."""
