@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Float, String, Table
 from sqlalchemy.engine import Connection
+from sqlalchemy.types import TypeDecorator
 
 from canonical.types import UTCDateTime, json_text
 
@@ -53,6 +54,8 @@ def _array_type(table: Table, name: str, connection: Connection) -> tuple[str, C
         return "timestamptz[]", _aware
     if isinstance(type_, JSON):
         return "jsonb[]", _json
+    if isinstance(type_, TypeDecorator):  # e.g. SQLModel's AutoString over String
+        type_ = type_.impl_instance
     if isinstance(type_, String):
         return "text[]", None
     if isinstance(type_, Float):  # one element type per array: ints among floats become floats
@@ -104,6 +107,33 @@ def upsert(connection: Connection, table: Table, rows: Sequence[dict[str, Any]],
     try:
         cursor.execute(sql, arrays)
         return cursor.fetchall() if changed is not None and conflict is not None and columns else []
+    finally:
+        cursor.close()
+
+
+def update(connection: Connection, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
+    """`UPDATE t SET … FROM unnest(…) WHERE t.key = u.key`: one statement for rows that all have the same keys
+    (a key given twice: its last row)."""
+    rows = list({row[key]: row for row in rows}.values())
+    names = (key, *[name for name in rows[0] if name != key])
+    cache_key = ("update", table.name, names)
+    if cache_key not in _STATEMENTS:
+        quote = connection.dialect.identifier_preparer.quote
+        types = [_array_type(table, name, connection) for name in names]
+        aliases = ", ".join(f"c{index}" for index in range(len(names)))
+        assignments = ", ".join(f"{quote(name)} = u.c{index}" for index, name in enumerate(names) if index)
+        arrays = ", ".join(f"%b::{array}" for array, _ in types)
+        sql = (f"UPDATE {quote(table.name)} SET {assignments} FROM unnest({arrays}) AS u({aliases}) "
+               f"WHERE {quote(table.name)}.{quote(key)} = u.c0")
+        _STATEMENTS[cache_key] = (sql, [convert for _, convert in types])
+    sql, converters = _STATEMENTS[cache_key]
+    arrays = []
+    for name, convert in zip(names, converters, strict=True):
+        values = [row[name] for row in rows]
+        arrays.append(values if convert is None else [convert(value) for value in values])
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, arrays)
     finally:
         cursor.close()
 

@@ -264,6 +264,10 @@ def update_rows(connection: Connection, model: type[SQLModel] | Table, key: str,
                       if (convert := _sqlite_value(table.c[name].type)) is not None]
         _sqlite_run(connection, sql, order, converters, rows)
         return len(rows)
+    if connection.dialect.name == "postgresql" and pg_bulk.METHOD != "executemany" and columns:
+        for chunk in chunks(rows, CHUNK):
+            pg_bulk.update(connection, table, key, chunk)
+        return len(rows)
     statement = table.update().where(table.c[key] == bindparam(f"_key_{key}")).values(
         {name: bindparam(f"_v_{name}") for name in columns})
     for chunk in chunks(rows, CHUNK):
