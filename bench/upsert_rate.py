@@ -4,23 +4,29 @@ Measures (1) the raw batch upsert of canonical rows (`canonical.upsert.upsert`, 
 updating the same rows) and (2) the whole page loader (mapping + provenance + canonical rows + associations,
 one transaction per page, as a sync stores data).
 
-    python bench/upsert_rate.py --rows 200000
-    python bench/upsert_rate.py --rows 200000 --postgres postgresql://postgres@127.0.0.1:5432/postgres
-Target: ≥ 20,000 rows/s on SQLite on a 2-core machine.
+    python bench/upsert_rate.py --rows 100000
+    python bench/upsert_rate.py --rows 100000 --postgres postgresql://postgres@127.0.0.1:5432/postgres
+    python bench/upsert_rate.py --rows 20000 --postgres URL --pg-methods unnest,copy,executemany
+Both databases are measured in one run, side by side, min / median / max over `--repeats` (default 3).
+Targets: ≥ 20,000 rows/s on SQLite on a 2-core machine; the PostgreSQL page loader ≥ its SQLite rate.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
 from sqlalchemy import Engine, text
 
+from canonical import pg_bulk
 from canonical.db import make_engine
 from canonical.models import Interaction
 from canonical.schema import upgrade
@@ -60,46 +66,88 @@ def call_records(start: int, count: int) -> list[RemoteRecord]:
         extra={"_associations": {"contacts": [str(i % 5000)]}}) for i in range(start, start + count)]
 
 
-def measure(engine: Engine, rows: int, label: str) -> None:
+def measure(engine: Engine, rows: int) -> dict[str, float]:
+    """Rates of one repeat on a fresh, migrated database: raw upsert (insert, update) and the page loader."""
     upgrade(engine)
+    rates = {}
     for version, verb in ((1, "insert"), (2, "update")):
         batch = interaction_rows(rows, version)
         started = time.perf_counter()
         with engine.begin() as connection:
             upsert(connection, Interaction, batch)
-        elapsed = time.perf_counter() - started
-        print(f"{label:10} raw upsert ({verb}) {rows:>8,} rows  {rows / elapsed:>10,.0f} rows/s")
-    with engine.begin() as connection:
-        connection.execute(text("DELETE FROM interaction"))
+        rates[f"raw upsert ({verb}), rows/s"] = rows / (time.perf_counter() - started)
     loader = PageLoader(engine, "hubspot", {"calls": CALLS}, run_id="bench")
     page_size = 1000
+    pages = [Page("calls", call_records(start, page_size), cursor=str(start)) for start in range(0, rows, page_size)]
     started = time.perf_counter()
-    for start in range(0, rows, page_size):
-        loader.store(Page("calls", call_records(start, page_size), cursor=str(start)))
-    elapsed = time.perf_counter() - started
-    print(f"{label:10} page loader         {rows:>8,} recs  {rows / elapsed:>10,.0f} records/s "
-          f"(pages of {page_size}: provenance + interaction + association + cursor, one transaction each)")
+    for page in pages:
+        loader.store(page)
+    rates["page loader, records/s"] = rows / (time.perf_counter() - started)
+    return rates
+
+
+@contextmanager
+def sqlite_database() -> Iterator[Engine]:
+    with tempfile.TemporaryDirectory() as folder:
+        engine = make_engine(f"sqlite:///{Path(folder) / 'bench.db'}")
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
+
+@contextmanager
+def postgres_database(url: str) -> Iterator[Engine]:
+    """A scratch database on the server, dropped afterwards."""
+    admin = make_engine(url, isolation_level="AUTOCOMMIT")
+    name = f"jh_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(str(admin.url.set(database=name).render_as_string(hide_password=False)))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--postgres", help="server URL; a scratch database is created and dropped")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--postgres", help="server URL; a scratch database is created and dropped per repeat")
+    parser.add_argument("--pg-methods", default=pg_bulk.METHOD,
+                        help="comma-separated PostgreSQL batch methods to compare: unnest, copy, executemany")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        measure(make_engine(f"sqlite:///{Path(folder) / 'bench.db'}"), args.rows, "sqlite")
+    targets = ["sqlite"] + ([f"postgresql/{m}" for m in args.pg_methods.split(",")] if args.postgres else [])
+    results: dict[str, dict[str, list[float]]] = {target: {} for target in targets}
+    for _ in range(args.repeats):  # interleaved, so a busy moment on the machine hits every target alike
+        for target in targets:
+            if target == "sqlite":
+                database = sqlite_database()
+            else:
+                pg_bulk.METHOD = target.split("/")[1]
+                database = postgres_database(args.postgres)
+            with database as engine:
+                for metric, rate in measure(engine, args.rows).items():
+                    results[target].setdefault(metric, []).append(rate)
+    pg_bulk.METHOD = "unnest"
+    print(f"{args.rows:,} rows, {args.repeats} repeats; min / median / max per second "
+          "(page loader: pages of 1,000, provenance + interaction + association + cursor, one transaction each)")
+    print(f"{'':32}" + "".join(f"{target:>30}" for target in targets))
+    for metric in results["sqlite"]:
+        cells = []
+        for target in targets:
+            values = sorted(results[target][metric])
+            cells.append(f"{values[0]:>9,.0f} /{statistics.median(values):>8,.0f} /{values[-1]:>8,.0f}")
+        print(f"{metric:32}" + "".join(f"{cell:>30}" for cell in cells))
     if args.postgres:
-        admin = make_engine(args.postgres, isolation_level="AUTOCOMMIT")
-        name = f"jh_bench_{uuid.uuid4().hex[:8]}"
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        engine = make_engine(str(admin.url.set(database=name).render_as_string(hide_password=False)))
-        try:
-            measure(engine, args.rows, "postgresql")
-        finally:
-            engine.dispose()
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        sqlite_median = statistics.median(results["sqlite"]["page loader, records/s"])
+        for target in targets[1:]:
+            ratio = statistics.median(results[target]["page loader, records/s"]) / sqlite_median
+            print(f"page loader {target} ÷ sqlite (medians): {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@ Text longer than its column (docs/schema.md, "Values longer than their column"):
 bodies, labels, listed per model in `free_text` — is cut to fit and ends with "…"; any other text (ids, source
 keys, emails, phones, domains, codes) is refused with `invalid_value`, since a shortened identifier would
 name something else.
+
+Values no database can store — NUL, lone surrogates — are cleaned before any check, in every write model, by
+the rule of `canonical.types.clean_text` (docs/schema.md, "Values a database cannot store").
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from canonical.models import (
     PipelineStageBase,
     TicketBase,
 )
+from canonical.types import clean_json, clean_text, needs_cleaning
 
 EMAIL_PATTERN = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[^@\s<>(),;:\"\[\]]+\.[^@\s<>(),;:\"\[\]]+$")
 TEXT_LIMIT = 4000  # free text in a column without a length (ticket and interaction bodies)
@@ -46,6 +50,15 @@ def _truncate(value: str | None, limit: int) -> str | None:
     if value is None or len(value) <= limit:
         return value
     return value[: limit - 1] + "…"
+
+
+def _clean(value: Any) -> Any:
+    """`value` cleaned by the storage rule; the same object when it needed nothing (the usual case)."""
+    if type(value) is str:
+        return clean_text(value)
+    if isinstance(value, dict | list) and value and needs_cleaning(value):
+        return clean_json(value)
+    return value
 
 
 def _max_length(field: FieldInfo) -> int | None:
@@ -85,9 +98,14 @@ class MappedEntity(SQLModel):
     @model_validator(mode="before")
     @classmethod
     def _fit_free_text(cls, values: Any) -> Any:
-        """Before the length checks: long free text is trimmed, then cut to its limit."""
+        """Before the length checks: text cleaned (NUL, lone surrogates), long free text trimmed, then cut to
+        its limit."""
         if not isinstance(values, dict):
             return values
+        dirty = {name: cleaned for name, value in values.items()
+                 if (cleaned := _clean(value)) is not value}
+        if dirty:
+            values = {**values, **dirty}
         for name, limit in cls._text_limits.items():
             value = values.get(name)
             if isinstance(value, str) and len(value) > limit:

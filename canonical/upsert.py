@@ -1,21 +1,54 @@
 """Batch writes — upserts with the dialect's native ON CONFLICT, plain inserts, keyed updates — on SQLite and
 PostgreSQL, never row by row. On SQLite the statement is compiled once per shape and the rows are bound as
-tuples on the same DBAPI connection: a sync or a tagging pass writes every record through here."""
+tuples on the same DBAPI connection: a sync or a tagging pass writes every record through here.
+
+On PostgreSQL a batch is one set-based statement per chunk: each column goes as one array parameter and
+`INSERT … SELECT * FROM unnest(…) ON CONFLICT …` writes them all (`canonical.pg_bulk`)."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
-import orjson
-from sqlalchemy import JSON, Boolean, Table, bindparam, select
+from sqlalchemy import JSON, Boolean, String, Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlmodel import SQLModel
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
+from sqlmodel import AutoString, SQLModel
 
-from canonical.types import UTCDateTime
+from canonical import pg_bulk
+from canonical.types import UTCDateTime, json_text
+
+try:
+    import psycopg
+    _PG_ERRORS: tuple[type[BaseException], ...] = (psycopg.DataError, psycopg.IntegrityError)
+except ImportError:  # pragma: no cover - psycopg ships with the project
+    _PG_ERRORS = ()
+
+#: What a value can make a write raise — the database refusing it (too long, out of range, not storable) or
+#: the driver unable to bind it — as opposed to the database being unreachable or a statement being wrong.
+#: The page loader quarantines the records that raise these (`is_record_error`); anything else fails the run.
+RECORD_ERRORS: tuple[type[BaseException], ...] = (
+    StatementError, sqlite3.DataError, sqlite3.IntegrityError, OverflowError, UnicodeError, ValueError,
+    TypeError, *_PG_ERRORS)
+
+
+def is_record_error(error: BaseException) -> bool:
+    """A write refused because of a value, not a lost connection, a lock timeout or a wrong statement."""
+    if isinstance(error, DBAPIError):  # SQLAlchemy's wrapper of a database error
+        return isinstance(error, DataError | IntegrityError)
+    return isinstance(error, RECORD_ERRORS)
+
+
+def error_message(error: BaseException) -> str:
+    """The database's (or driver's) own one-line message for a refused write."""
+    original = getattr(error, "orig", None) or error
+    lines = str(original).strip().splitlines() or [type(original).__name__]
+    return f"{type(original).__name__}: {lines[0]}"[:500]
+
 
 CHUNK = 2000  # rows per statement execution: bounds memory, keeps PostgreSQL packets moderate
 ID_CHUNK = 500  # ids per IN (...) lookup, well under SQLite's bound-parameter limit
@@ -54,6 +87,10 @@ def upsert(connection: Connection, model: type[SQLModel] | Table, rows: Sequence
     if connection.dialect.name == "sqlite":
         _sqlite_executemany(connection, table, tuple(rows[0]), tuple(conflict), tuple(columns), rows)
         return len(rows)
+    if connection.dialect.name == "postgresql" and pg_bulk.METHOD != "executemany":
+        for chunk in chunks(rows, CHUNK):
+            pg_bulk.upsert(connection, table, chunk, tuple(conflict), tuple(columns))
+        return len(rows)
     statement = _insert(connection, table)
     set_ = {name: statement.excluded[name] for name in columns}
     if set_:
@@ -65,6 +102,24 @@ def upsert(connection: Connection, model: type[SQLModel] | Table, rows: Sequence
     return len(rows)
 
 
+def upsert_counted(connection: Connection, model: type[SQLModel] | Table, rows: Sequence[dict[str, Any]], *,
+                   update: Sequence[str], changed: tuple[str, ...]) -> dict[Any, bool] | None:
+    """`upsert` on the primary key that updates an existing row only where a `changed` column differs, and says what
+    it did: `{key: True inserted / False updated}`, rows left as they were absent. None on SQLite, where a
+    write transaction holds the database's write lock from its start (`canonical.db.transaction`), so what
+    it read before writing is what it writes over."""
+    if connection.dialect.name != "postgresql" or pg_bulk.METHOD == "executemany":
+        upsert(connection, model, rows, update=update)
+        return None
+    table = table_of(model)
+    (key,) = [column.name for column in table.primary_key.columns]
+    done: dict[Any, bool] = {}
+    for chunk in chunks(rows, CHUNK):
+        for written, inserted in pg_bulk.upsert(connection, table, chunk, (key,), tuple(update), changed):
+            done[written] = inserted
+    return done
+
+
 def _sqlite_value(type_: Any) -> Callable[[Any], Any] | None:
     """How a value of this column type is stored on SQLite (as SQLAlchemy would store it, minus its
     per-row overhead): UTC ISO text for timestamps, JSON text for documents, 0/1 for booleans; None when
@@ -72,7 +127,7 @@ def _sqlite_value(type_: Any) -> Callable[[Any], Any] | None:
     if isinstance(type_, UTCDateTime):
         return lambda value: None if value is None else _iso(value)
     if isinstance(type_, JSON):
-        return lambda value: None if value is None else orjson.dumps(value, default=str).decode()
+        return lambda value: None if value is None else json_text(value)
     if isinstance(type_, Boolean):
         return lambda value: None if value is None else int(value)
     return None
@@ -153,11 +208,26 @@ def _sqlite_run(connection: Connection, sql: str, order: list[str], converters: 
 
 def fetch_by_ids(connection: Connection, model: type[SQLModel] | Table, ids: Sequence[str],
                  columns: Sequence[str]) -> dict[str, tuple[Any, ...]]:
-    """`{id: (columns…)}` for the ids that exist, in a few IN (…) queries."""
+    """`{id: (columns…)}` for the ids that exist, in a few IN (…) queries (on PostgreSQL, for plain text and
+    boolean columns, one `= ANY(array)` query per chunk: no statement of a thousand parameters to build)."""
     table = table_of(model)
     key = next(iter(table.primary_key.columns))
     wanted = [table.c[name] for name in columns]
     found: dict[str, tuple[Any, ...]] = {}
+    if (connection.dialect.name == "postgresql" and pg_bulk.METHOD != "executemany"
+            and all(type(column.type) in (AutoString, String, Boolean) for column in wanted)):
+        quote = connection.dialect.identifier_preparer.quote
+        sql = (f"SELECT {', '.join(quote(column.name) for column in (key, *wanted))} FROM {quote(table.name)} "
+               f"WHERE {quote(key.name)} = ANY(%b::text[])")
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            for chunk in chunks(list(ids), CHUNK):
+                cursor.execute(sql, [list(chunk)])
+                for row in cursor.fetchall():
+                    found[row[0]] = tuple(row[1:])
+        finally:
+            cursor.close()
+        return found
     for chunk in chunks(list(ids), ID_CHUNK):
         for row in connection.execute(select(key, *wanted).where(key.in_(chunk))):
             found[row[0]] = tuple(row[1:])
@@ -171,6 +241,9 @@ def insert_rows(connection: Connection, model: type[SQLModel] | Table, rows: Seq
     table = table_of(model)
     if connection.dialect.name == "sqlite":
         _sqlite_executemany(connection, table, tuple(rows[0]), None, (), rows)
+    elif connection.dialect.name == "postgresql" and pg_bulk.METHOD != "executemany":
+        for chunk in chunks(rows, CHUNK):
+            pg_bulk.upsert(connection, table, chunk, None, ())
     else:
         for chunk in chunks(rows, CHUNK):
             connection.execute(table.insert(), list(chunk))
@@ -190,6 +263,10 @@ def update_rows(connection: Connection, model: type[SQLModel] | Table, key: str,
         converters = [(index, convert) for index, name in enumerate(order)
                       if (convert := _sqlite_value(table.c[name].type)) is not None]
         _sqlite_run(connection, sql, order, converters, rows)
+        return len(rows)
+    if connection.dialect.name == "postgresql" and pg_bulk.METHOD != "executemany" and columns:
+        for chunk in chunks(rows, CHUNK):
+            pg_bulk.update(connection, table, key, chunk)
         return len(rows)
     statement = table.update().where(table.c[key] == bindparam(f"_key_{key}")).values(
         {name: bindparam(f"_v_{name}") for name in columns})
