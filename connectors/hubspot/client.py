@@ -22,7 +22,7 @@ import urllib3
 from hubspot import HubSpot
 from hubspot.utils.requests.http_request_builder import Request as RawRequest
 
-from connectors import retry
+from connectors import jsonbody, retry
 from connectors.breaker import CONNECT_TIMEOUT, Breaker, connection_failure, failed_to_connect
 from connectors.errors import (
     AuthError,
@@ -196,8 +196,8 @@ def parse(body: bytes | None, what: str) -> Any:
     if not body:
         return None
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as error:
+        return jsonbody.decode(body)
+    except ValueError as error:
         raise UpstreamError(SYSTEM, f"{what}: HubSpot's answer is not JSON ({error}): {body[:120]!r}") from None
 
 
