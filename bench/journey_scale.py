@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import functools
 import random
 import resource
 import tempfile
@@ -23,6 +24,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, text
 
@@ -31,6 +33,8 @@ from canonical.models import Association, Deal, Interaction, PersonRecord, Sourc
 from canonical.schema import upgrade
 from canonical.upsert import chunks, upsert
 from journeyhub.config import load_config_file, mappings_root
+from journeyhub.journey import links
+from journeyhub.journey.identity import IdentityResolver
 from journeyhub.journey.keys import email_key, keys_fingerprint, phone_key
 from journeyhub.journey.tagger import Tagger
 
@@ -133,6 +137,37 @@ def cpu_since(start: tuple[float, float]) -> str:
     return f"CPU {own + workers:.1f} s: {own:.1f} s here, {workers:.1f} s in workers"
 
 
+PHASES: dict[str, float] = {}
+
+
+def timed(owner: Any, name: str, label: str) -> None:
+    """Wrap `owner.name` so its wall time adds up under `label` (the per-phase figures the benchmark prints)."""
+    original = getattr(owner, name)
+
+    @functools.wraps(original)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            PHASES[label] = PHASES.get(label, 0.0) + time.perf_counter() - started
+
+    setattr(owner, name, wrapper)
+
+
+def phases() -> str:
+    text = ", ".join(f"{label} {seconds:.1f} s" for label, seconds in PHASES.items())
+    PHASES.clear()
+    return text
+
+
+timed(IdentityResolver, "resolve", "identities")
+timed(links, "refresh", "links")
+timed(Tagger, "tag", "stages")
+timed(Tagger, "_write_batch", "  of which stage writes")
+timed(Tagger, "_segments", "segments")
+
+
 def measure(engine: Engine, label: str, people: int, interactions: int, profile: str | None = None) -> None:
     upgrade(engine)
     started = time.perf_counter()
@@ -154,23 +189,26 @@ def measure(engine: Engine, label: str, people: int, interactions: int, profile:
     print(f"{label}: full run {total:.1f} s (identities + links {resolved - started:.1f} s, stages + segments "
           f"{total - (resolved - started):.1f} s): {summary.customers} customers, {summary.evaluated} evaluated; "
           f"{cpu_since(cpu)}", flush=True)
+    print(f"{label}: phases {phases()}", flush=True)
     with engine.connect() as connection:
         history = connection.execute(text("SELECT COUNT(*) FROM stage_history")).scalar()
     print(f"{label}: {history} stage-history rows; stages {summary.stages}; segments {summary.segments}", flush=True)
     started, cpu = time.perf_counter(), cpu_seconds()
     again = tagger.run(AS_OF)
     print(f"{label}: incremental run with no changes {time.perf_counter() - started:.1f} s "
-          f"({again.evaluated} evaluated, {again.history_changed} changed; {cpu_since(cpu)})", flush=True)
+          f"({again.evaluated} evaluated, {again.history_changed} changed; {cpu_since(cpu)}; {phases()})", flush=True)
     print(f"{label}: peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--people", type=int, default=200_000)
-    parser.add_argument("--interactions", type=int, default=1_000_000)
+    parser.add_argument("--customers", "--people", dest="people", type=int, default=200_000,
+                        help="people to generate (each in one to three CRMs); default 200,000")
+    parser.add_argument("--interactions", type=int, help="default: five per person (1,000,000 for 200,000)")
     parser.add_argument("--postgres", help="server URL; a scratch database is created and dropped")
     parser.add_argument("--profile", metavar="FILE", help="write a cProfile of this process's full run (pstats)")
     args = parser.parse_args()
+    args.interactions = args.interactions if args.interactions is not None else 5 * args.people
     if args.postgres:
         admin = make_engine(args.postgres, isolation_level="AUTOCOMMIT")
         name = f"jh_bench_{uuid.uuid4().hex[:8]}"
