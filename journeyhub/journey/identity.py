@@ -42,6 +42,7 @@ NEVER = datetime.min.replace(tzinfo=None)
 CUSTOMER_COLUMNS = ("id", *GOLDEN_FIELDS, "first_seen_at", "created_at", "updated_at", "merged_into_id", "merged_at")
 CUSTOMER_UPDATES = (*GOLDEN_FIELDS, "first_seen_at", "updated_at", "merged_into_id", "merged_at")
 MATCH_COLUMNS = ("customer_id", "match_rule", "match_evidence")
+BLOCK = 20_000  # person records resolved at a time (whole clusters): memory per block, not per database
 
 
 @dataclass(slots=True)
@@ -274,11 +275,11 @@ class IdentityResolver:
     of up to `block_size` people at a time (whole clusters; clusters sharing a customer id together) are read,
     given ids and golden records and written. Memory stays flat however many people there are."""
 
-    def __init__(self, engine: Engine, config: IdentityConfig, *, block_size: int = 20_000) -> None:
+    def __init__(self, engine: Engine, config: IdentityConfig, *, block_size: int | None = None) -> None:
         self.engine = engine
         self.config = config
         self.fingerprint = keys_fingerprint(config)
-        self.block_size = block_size
+        self.block_size = block_size or BLOCK
 
     def resolve(self, *, track: bool = True) -> Resolution:
         """`track=False` (a full pass, which rebuilds every link and re-evaluates everyone) counts changed
