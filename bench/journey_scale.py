@@ -138,6 +138,7 @@ def cpu_since(start: tuple[float, float]) -> str:
 
 
 PHASES: dict[str, float] = {}
+PEAKS: dict[str, float] = {}  # peak resident size of this process when the phase last ended (MB)
 
 
 def timed(owner: Any, name: str, label: str) -> None:
@@ -151,20 +152,22 @@ def timed(owner: Any, name: str, label: str) -> None:
             return original(*args, **kwargs)
         finally:
             PHASES[label] = PHASES.get(label, 0.0) + time.perf_counter() - started
+            PEAKS[label] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     setattr(owner, name, wrapper)
 
 
 def phases() -> str:
-    text = ", ".join(f"{label} {seconds:.1f} s" for label, seconds in PHASES.items())
+    text = ", ".join(f"{label} {seconds:.1f} s (peak {PEAKS[label]:.0f} MB)" for label, seconds in PHASES.items())
     PHASES.clear()
+    PEAKS.clear()
     return text
 
 
 timed(IdentityResolver, "resolve", "identities")
 timed(links, "refresh", "links")
-timed(Tagger, "tag", "stages")
-timed(Tagger, "_write_batch", "  of which stage writes")
+timed(Tagger, "_write_batch", "stage writes")
+timed(Tagger, "tag", "stages (incl. writes)")
 timed(Tagger, "_segments", "segments")
 
 

@@ -162,3 +162,12 @@ def stream_rows(connection: Connection, sql: str, parameters: Sequence[Any] = ()
             yield rows
     finally:
         cursor.close()
+
+
+def analyze(connection: Connection, *tables: str) -> None:
+    """Fresh planner statistics on PostgreSQL after a bulk write: until autovacuum gets to a table just filled,
+    the planner still sees it (nearly) empty and joins it by nested loops over full scans — a first pass's
+    stage counts took 38 s of a 74 s run at 20,000 customers that way. Samples a few thousand rows; a no-op
+    on SQLite, whose plans come from its indexes."""
+    if connection.dialect.name == "postgresql" and tables:
+        connection.exec_driver_sql(f"ANALYZE {', '.join(tables)}")

@@ -32,7 +32,16 @@ from canonical.models import Customer
 from canonical.types import utcnow
 from canonical.upsert import chunks
 from journeyhub.journey import clustering
-from journeyhub.journey.dbio import fetch_rows, mark, marks, stream_rows, time_writer, write_update, write_upsert
+from journeyhub.journey.dbio import (
+    analyze,
+    fetch_rows,
+    mark,
+    marks,
+    stream_rows,
+    time_writer,
+    write_update,
+    write_upsert,
+)
 from journeyhub.journey.facts import moment
 from journeyhub.journey.identity_config import GOLDEN_FIELDS, FieldSurvivorship, IdentityConfig
 from journeyhub.journey.keys import email_key, keys_fingerprint, phone_key
@@ -42,6 +51,7 @@ NEVER = datetime.min.replace(tzinfo=None)
 CUSTOMER_COLUMNS = ("id", *GOLDEN_FIELDS, "first_seen_at", "created_at", "updated_at", "merged_into_id", "merged_at")
 CUSTOMER_UPDATES = (*GOLDEN_FIELDS, "first_seen_at", "updated_at", "merged_into_id", "merged_at")
 MATCH_COLUMNS = ("customer_id", "match_rule", "match_evidence")
+ANALYZE_AFTER = 10_000  # rows written by a pass after which PostgreSQL's statistics are refreshed (dbio.analyze)
 BLOCK = 20_000  # person records resolved at a time (whole clusters): memory per block, not per database
 
 
@@ -296,6 +306,8 @@ class IdentityResolver:
                 with transaction(self.engine) as writer:
                     for block in self._blocks(reader):
                         self._resolve_block(reader, writer, block, clusters, groups, resolution)
+                    if resolution.counts["written"] > ANALYZE_AFTER:
+                        analyze(writer, "customer", "person_record")
             finally:
                 reader.rollback()  # the temporary tables go with the reading transaction
                 clustering.temp_on_disk(reader, False)
@@ -429,6 +441,7 @@ class IdentityResolver:
         # in id order: new customers are appended in key order, so the tagger's batches (by id) then read and
         # write neighbouring pages instead of a few rows on every page
         customers.sort()
+        resolution.counts["written"] += len(customers) + len(person_updates)
         write_upsert(writer, "customer", CUSTOMER_COLUMNS, "id", CUSTOMER_UPDATES, customers)
         write_update(writer, "person_record", MATCH_COLUMNS, person_updates)
         for loser, survivor in merged.items():

@@ -36,9 +36,18 @@ from canonical.models import (
 from canonical.types import utcnow
 from canonical.upsert import chunks, upsert
 from journeyhub.journey import links
-from journeyhub.journey.dbio import fetch_rows, mark, marks, stream_rows, time_writer, write_insert, write_update
+from journeyhub.journey.dbio import (
+    analyze,
+    fetch_rows,
+    mark,
+    marks,
+    stream_rows,
+    time_writer,
+    write_insert,
+    write_update,
+)
 from journeyhub.journey.facts import load_facts, moment
-from journeyhub.journey.identity import IdentityResolver, Resolution
+from journeyhub.journey.identity import ANALYZE_AFTER, IdentityResolver, Resolution
 from journeyhub.journey.identity_config import IdentityConfig
 from journeyhub.journey.keys import keys_fingerprint
 from journeyhub.journey.lifecycle import RuleSet, segment
@@ -123,7 +132,7 @@ class Tagger:
         # without a watermark every link is rebuilt: which addresses moved does not matter (and on a first pass,
         # looking up every record's address cost seconds)
         moved_keys = self._email_keys(resolution) | resolution.changed_keys if since is not None else set()
-        touched = links.refresh(self.engine, since, resolution.changed_people, moved_keys)
+        touched = links.refresh(self.engine, since, resolution.changed_people, moved_keys, collect=not full)
         # a full pass re-evaluates everyone: who was touched is not collected (it would be every customer)
         touched = set() if full else touched | resolution.touched_customers
         return TagPlan(started=started, full=full, touched=touched, merges=len(resolution.merged),
@@ -153,6 +162,9 @@ class Tagger:
             for batch in batches:
                 summary.history_changed += self._evaluate_batch(batch, as_of)
         summary.evaluated = evaluated
+        if plan.full or summary.history_changed > ANALYZE_AFTER:
+            with self.engine.begin() as connection:
+                analyze(connection, "stage_history", "customer")
         return summary
 
     def assign_segments(self, summary: TagSummary) -> TagSummary:
