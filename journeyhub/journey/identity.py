@@ -52,7 +52,7 @@ CUSTOMER_COLUMNS = ("id", *GOLDEN_FIELDS, "first_seen_at", "created_at", "update
 CUSTOMER_UPDATES = (*GOLDEN_FIELDS, "first_seen_at", "updated_at", "merged_into_id", "merged_at")
 MATCH_COLUMNS = ("customer_id", "match_rule", "match_evidence")
 ANALYZE_AFTER = 10_000  # rows written by a pass after which PostgreSQL's statistics are refreshed (dbio.analyze)
-BLOCK = 20_000  # person records resolved at a time (whole clusters): memory per block, not per database
+BLOCK = 5_000  # person records resolved at a time (whole clusters): memory per block, not per database
 
 
 @dataclass(slots=True)

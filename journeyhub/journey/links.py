@@ -41,6 +41,7 @@ SELECT i.id, p.customer_id
 """
 
 REBUILD_SHARE = 0.3  # above this share of entities affected, rebuilding is cheaper than patching
+REBUILD_CACHE_KIB = 65_536  # SQLite page cache while rebuilding (64 MB: it counts in the pass's resident size)
 
 
 def _derive(dialect: str, restricted: bool) -> str:
@@ -67,7 +68,7 @@ def rebuild(connection: Connection) -> None:
     sqlite = connection.dialect.name == "sqlite"
     if sqlite:
         cache_size = int(connection.exec_driver_sql("PRAGMA cache_size").scalar_one())
-        connection.exec_driver_sql("PRAGMA cache_size = -262144")
+        connection.exec_driver_sql(f"PRAGMA cache_size = -{REBUILD_CACHE_KIB}")
         connection.exec_driver_sql("DROP INDEX IF EXISTS ix_customer_link_customer")
     connection.execute(text("DELETE FROM customer_link"))
     _insert_links(connection, restricted=False)
