@@ -106,6 +106,7 @@ def _staged(connection: Connection, table: str, columns: Sequence[str], rows: Se
     connection.exec_driver_sql(f"CREATE TEMPORARY TABLE {name} ON COMMIT DROP AS "
                                f"SELECT {', '.join(columns)} FROM {table} WITH NO DATA")
     _copy(connection, name, columns, rows)
+    analyze(connection, name)  # its size known: joined to a large table by index, not by scanning the table
     return name
 
 

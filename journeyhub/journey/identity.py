@@ -296,6 +296,8 @@ class IdentityResolver:
         people and customers instead of collecting their ids."""
         resolution = Resolution(track=track)
         resolution.changed_keys = self._refresh_keys(track)
+        with self.engine.begin() as connection:  # never-analysed tables are planned as empty (dbio.analyze)
+            analyze(connection, "person_record", "source_record", "customer")
         with self.engine.connect() as reader:
             clustering.temp_on_disk(reader, True)
             try:

@@ -145,6 +145,8 @@ class Tagger:
                              full=plan.full, merges=plan.merges, new_customers=plan.new_customers)
         self._write_stage_definitions()
         if plan.full:  # everyone, read a batch at a time in id order: no list of every customer is held
+            with self.engine.begin() as connection:  # the fact queries' tables, as planned by the workers
+                analyze(connection, "interaction", "deal", "ticket", "stage_history", "customer")
             summary.customers = self._count_live()
             batches: Iterable[list[str]] = self._live_batches()
             evaluated = summary.customers
