@@ -8,6 +8,7 @@ changed; reports peak memory.
     python bench/journey_scale.py                      # SQLite, 200k people / 1M interactions
     python bench/journey_scale.py --postgres postgresql://postgres@127.0.0.1:5432/postgres
     python bench/journey_scale.py --profile /tmp/journey.prof   # cProfile of this process's full run
+    python bench/journey_scale.py --customers 1000000 --runs 3  # scale; min/median/max of 3 runs on one data set
 Target: under 60 s on SQLite on a 2-core machine. Each timing is also given in CPU seconds (this process and its
 rule-evaluation workers), steadier than wall time on a shared machine.
 """
@@ -16,21 +17,29 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import functools
+import multiprocessing
 import random
 import resource
+import statistics
 import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, text
+from sqlalchemy.engine import Connection
 
 from canonical.db import make_engine, transaction
 from canonical.models import Association, Deal, Interaction, PersonRecord, SourceRecord, Ticket
 from canonical.schema import upgrade
 from canonical.upsert import chunks, upsert
 from journeyhub.config import load_config_file, mappings_root
+from journeyhub.journey import links
+from journeyhub.journey.dbio import write_insert
+from journeyhub.journey.identity import IdentityResolver
 from journeyhub.journey.keys import email_key, keys_fingerprint, phone_key
 from journeyhub.journey.tagger import Tagger
 
@@ -45,6 +54,24 @@ KINDS = [("marketing_email", "email", "outbound", "sent"), ("marketing_email", "
 
 def when(rng: random.Random) -> datetime:
     return START + timedelta(seconds=rng.randrange(730 * 86400))
+
+
+def write(connection: Connection, model: Any, rows: list[dict[str, Any]]) -> None:
+    """Setup rows as the page loader would store them: `upsert` on SQLite; on PostgreSQL, whose upsert path is
+    another helper's subject and made the setup of a 200k run take ~20 minutes, one COPY per table (fresh tables:
+    nothing to conflict with), the columns' defaults filled as the models declare them."""
+    if connection.dialect.name != "postgresql" or not rows:
+        upsert(connection, model, rows)
+        return
+    table = model.__table__
+    defaults = {column.name: column.default.arg for column in table.columns
+                if column.name not in rows[0] and column.default is not None and column.default.is_scalar}
+    now = {column.name for column in table.columns if column.name not in rows[0] and column.default is not None
+           and column.default.is_callable}
+    stamp = datetime.now(UTC)
+    columns = [*rows[0], *defaults, *now]
+    write_insert(connection, table.name, columns, [(*row.values(), *defaults.values(), *[stamp] * len(now))
+                                                    for row in rows])
 
 
 def build(engine: Engine, people: int, interactions: int, seed: int = 1) -> dict[str, int]:
@@ -77,8 +104,8 @@ def build(engine: Engine, people: int, interactions: int, seed: int = 1) -> dict
                                 "keys_version": fingerprint})
                 records.append(key)
         with transaction(engine) as connection:
-            upsert(connection, SourceRecord, sources)
-            upsert(connection, PersonRecord, persons)
+            write(connection, SourceRecord, sources)
+            write(connection, PersonRecord, persons)
         counts["person_records"] += len(persons)
     for block in chunks(range(interactions), 50_000):
         rows, links = [], []
@@ -93,8 +120,8 @@ def build(engine: Engine, people: int, interactions: int, seed: int = 1) -> dict
             links.append({"from_id": key, "to_id": records[rng.randrange(len(records))], "system": "hubspot",
                           "label": None, "is_primary": True, "source_id": key, "is_deleted": False})
         with transaction(engine) as connection:
-            upsert(connection, Interaction, rows)
-            upsert(connection, Association, links)
+            write(connection, Interaction, rows)
+            write(connection, Association, links)
         counts["interactions"] += len(rows)
     deals, tickets, links = [], [], []
     for index in range(people // 3):
@@ -115,9 +142,9 @@ def build(engine: Engine, people: int, interactions: int, seed: int = 1) -> dict
         links.append({"from_id": key, "to_id": records[rng.randrange(len(records))], "system": "dynamics",
                       "label": None, "is_primary": True, "source_id": key, "is_deleted": False})
     with transaction(engine) as connection:
-        upsert(connection, Deal, deals)
-        upsert(connection, Ticket, tickets)
-        upsert(connection, Association, links)
+        write(connection, Deal, deals)
+        write(connection, Ticket, tickets)
+        write(connection, Association, links)
     counts["deals"], counts["tickets"] = len(deals), len(tickets)
     return counts
 
@@ -133,44 +160,119 @@ def cpu_since(start: tuple[float, float]) -> str:
     return f"CPU {own + workers:.1f} s: {own:.1f} s here, {workers:.1f} s in workers"
 
 
-def measure(engine: Engine, label: str, people: int, interactions: int, profile: str | None = None) -> None:
+PHASES: dict[str, float] = {}
+PEAKS: dict[str, float] = {}  # peak resident size of this process when the phase last ended (MB)
+
+
+def timed(owner: Any, name: str, label: str) -> None:
+    """Wrap `owner.name` so its wall time adds up under `label` (the per-phase figures the benchmark prints)."""
+    original = getattr(owner, name)
+
+    @functools.wraps(original)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            PHASES[label] = PHASES.get(label, 0.0) + time.perf_counter() - started
+            PEAKS[label] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    setattr(owner, name, wrapper)
+
+
+def phases() -> str:
+    text = ", ".join(f"{label} {seconds:.1f} s (peak {PEAKS[label]:.0f} MB)" for label, seconds in PHASES.items())
+    PHASES.clear()
+    PEAKS.clear()
+    return text
+
+
+timed(IdentityResolver, "resolve", "identities")
+timed(links, "refresh", "links")
+timed(Tagger, "_write_batch", "stage writes")
+timed(Tagger, "tag", "stages (incl. writes)")
+timed(Tagger, "_segments", "segments")
+
+
+def reset(engine: Engine) -> None:
+    """Back to the state before the first pass (what identity resolution and tagging wrote goes), so a further
+    full run measures the same work on the same data."""
+    with engine.begin() as connection:
+        for sql in ("DELETE FROM stage_history", "DELETE FROM customer_link", "DELETE FROM customer",
+                    "DELETE FROM sync_state",
+                    "UPDATE person_record SET customer_id = NULL, match_rule = NULL, match_evidence = NULL"):
+            connection.execute(text(sql))
+
+
+def spread(values: list[float]) -> str:
+    return f"min {min(values):.1f} / median {statistics.median(values):.1f} / max {max(values):.1f} s"
+
+
+def measure(engine: Engine, label: str, people: int, interactions: int, profile: str | None = None,
+            runs: int = 1) -> None:
     upgrade(engine)
     started = time.perf_counter()
     counts = build(engine, people, interactions)
     print(f"{label}: built {counts} in {time.perf_counter() - started:.0f} s", flush=True)
+    # the passes run in a fresh process: its peak RSS is the journey pass's own, not the synthetic setup's
+    url = engine.url.render_as_string(hide_password=False)
+    engine.dispose()
+    child = multiprocessing.get_context("spawn").Process(target=passes, args=(url, label, profile, runs))
+    child.start()
+    child.join()
+    if child.exitcode:
+        raise SystemExit(f"{label}: the measured passes failed (exit {child.exitcode})")
+
+
+def passes(url: str, label: str, profile: str | None, runs: int) -> None:
+    """Full + no-change runs, timed, in this (fresh) process."""
+    engine = make_engine(url)
     root = mappings_root()
     tagger = Tagger(engine, load_config_file(root, "lifecycle.yaml"), load_config_file(root, "identity.yaml"))
-    profiler = cProfile.Profile() if profile else None
-    started, cpu = time.perf_counter(), cpu_seconds()
-    if profiler:
-        profiler.enable()
-    plan = tagger.resolve()
-    resolved = time.perf_counter()
-    summary = tagger.assign_segments(tagger.tag(plan, AS_OF))
-    total = time.perf_counter() - started
-    if profiler:
-        profiler.disable()
-        profiler.dump_stats(profile)
-    print(f"{label}: full run {total:.1f} s (identities + links {resolved - started:.1f} s, stages + segments "
-          f"{total - (resolved - started):.1f} s): {summary.customers} customers, {summary.evaluated} evaluated; "
-          f"{cpu_since(cpu)}", flush=True)
-    with engine.connect() as connection:
-        history = connection.execute(text("SELECT COUNT(*) FROM stage_history")).scalar()
-    print(f"{label}: {history} stage-history rows; stages {summary.stages}; segments {summary.segments}", flush=True)
-    started, cpu = time.perf_counter(), cpu_seconds()
-    again = tagger.run(AS_OF)
-    print(f"{label}: incremental run with no changes {time.perf_counter() - started:.1f} s "
-          f"({again.evaluated} evaluated, {again.history_changed} changed; {cpu_since(cpu)})", flush=True)
+    fulls, unchanged = [], []
+    for run in range(runs):
+        if run:
+            reset(engine)
+        profiler = cProfile.Profile() if profile and not run else None
+        started, cpu = time.perf_counter(), cpu_seconds()
+        if profiler:
+            profiler.enable()
+        plan = tagger.resolve()
+        resolved = time.perf_counter()
+        summary = tagger.assign_segments(tagger.tag(plan, AS_OF))
+        total = time.perf_counter() - started
+        if profiler:
+            profiler.disable()
+            profiler.dump_stats(profile)
+        fulls.append(total)
+        print(f"{label}: full run {total:.1f} s (identities + links {resolved - started:.1f} s, stages + segments "
+              f"{total - (resolved - started):.1f} s): {summary.customers} customers, {summary.evaluated} evaluated; "
+              f"{cpu_since(cpu)}", flush=True)
+        print(f"{label}: phases {phases()}", flush=True)
+        with engine.connect() as connection:
+            history = connection.execute(text("SELECT COUNT(*) FROM stage_history")).scalar()
+        print(f"{label}: {history} stage-history rows; stages {summary.stages}; segments {summary.segments}",
+              flush=True)
+        started, cpu = time.perf_counter(), cpu_seconds()
+        again = tagger.run(AS_OF)
+        unchanged.append(time.perf_counter() - started)
+        print(f"{label}: incremental run with no changes {unchanged[-1]:.1f} s ({again.evaluated} evaluated, "
+              f"{again.history_changed} changed; {cpu_since(cpu)}; {phases()})", flush=True)
+    if runs > 1:
+        print(f"{label}: {runs} runs: full {spread(fulls)}; no-change {spread(unchanged)}", flush=True)
     print(f"{label}: peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--people", type=int, default=200_000)
-    parser.add_argument("--interactions", type=int, default=1_000_000)
+    parser.add_argument("--customers", "--people", dest="people", type=int, default=200_000,
+                        help="people to generate (each in one to three CRMs); default 200,000")
+    parser.add_argument("--interactions", type=int, help="default: five per person (1,000,000 for 200,000)")
     parser.add_argument("--postgres", help="server URL; a scratch database is created and dropped")
+    parser.add_argument("--runs", type=int, default=1, help="full + no-change runs on the same data (min/median/max)")
     parser.add_argument("--profile", metavar="FILE", help="write a cProfile of this process's full run (pstats)")
     args = parser.parse_args()
+    args.interactions = args.interactions if args.interactions is not None else 5 * args.people
     if args.postgres:
         admin = make_engine(args.postgres, isolation_level="AUTOCOMMIT")
         name = f"jh_bench_{uuid.uuid4().hex[:8]}"
@@ -178,7 +280,7 @@ def main() -> None:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
         engine = make_engine(admin.url.set(database=name).render_as_string(hide_password=False))
         try:
-            measure(engine, "postgresql", args.people, args.interactions, args.profile)
+            measure(engine, "postgresql", args.people, args.interactions, args.profile, args.runs)
         finally:
             engine.dispose()
             with admin.connect() as connection:
@@ -186,7 +288,7 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as folder:
         measure(make_engine(f"sqlite:///{Path(folder) / 'bench.db'}"), "sqlite", args.people, args.interactions,
-                args.profile)
+                args.profile, args.runs)
 
 
 if __name__ == "__main__":

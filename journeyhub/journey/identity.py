@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import groupby
@@ -26,10 +27,21 @@ import orjson
 from sqlalchemy import Engine, update
 from sqlalchemy.engine import Connection
 
-from canonical.models import Customer, PersonRecord
+from canonical.db import transaction
+from canonical.models import Customer
 from canonical.types import utcnow
-from canonical.upsert import update_rows
-from journeyhub.journey.dbio import execute_many, fetch_rows, time_writer, update_sql, upsert_sql
+from canonical.upsert import chunks
+from journeyhub.journey import clustering
+from journeyhub.journey.dbio import (
+    analyze,
+    fetch_rows,
+    mark,
+    marks,
+    stream_rows,
+    time_writer,
+    write_update,
+    write_upsert,
+)
 from journeyhub.journey.facts import moment
 from journeyhub.journey.identity_config import GOLDEN_FIELDS, FieldSurvivorship, IdentityConfig
 from journeyhub.journey.keys import email_key, keys_fingerprint, phone_key
@@ -39,6 +51,8 @@ NEVER = datetime.min.replace(tzinfo=None)
 CUSTOMER_COLUMNS = ("id", *GOLDEN_FIELDS, "first_seen_at", "created_at", "updated_at", "merged_into_id", "merged_at")
 CUSTOMER_UPDATES = (*GOLDEN_FIELDS, "first_seen_at", "updated_at", "merged_into_id", "merged_at")
 MATCH_COLUMNS = ("customer_id", "match_rule", "match_evidence")
+ANALYZE_AFTER = 10_000  # rows written by a pass after which PostgreSQL's statistics are refreshed (dbio.analyze)
+BLOCK = 5_000  # person records resolved at a time (whole clusters): memory per block, not per database
 
 
 @dataclass(slots=True)
@@ -91,15 +105,21 @@ class UnionFind:
 
 @dataclass
 class Resolution:
-    """The outcome of one resolution pass."""
+    """The outcome of one resolution pass. Untracked (a full pass), the sets stay empty and only their sizes
+    are counted: on a first pass they would hold every customer and every record."""
 
-    clusters: dict[str, tuple[str, ...]]            # customer id → person record ids
-    matches: dict[str, Match]                       # person id → the rule that linked it
     merged: dict[str, str] = field(default_factory=dict)          # merged-away customer → survivor
     changed_people: set[str] = field(default_factory=set)         # person ids whose customer changed
     changed_keys: set[str] = field(default_factory=set)           # email keys that appeared or disappeared
     touched_customers: set[str] = field(default_factory=set)      # customers whose records or golden changed
     new_customers: set[str] = field(default_factory=set)          # ids issued by this pass
+    track: bool = True
+    counts: Counter[str] = field(default_factory=Counter)         # sizes of the sets above, tracked or not
+
+    def count(self, name: str, ids: Collection[str]) -> None:
+        self.counts[name] += len(ids)
+        if self.track:
+            getattr(self, name).update(ids)
 
 
 def customer_id_for(seed: str) -> str:
@@ -261,117 +281,185 @@ def _preference(person: Person, facts: tuple[float, float], rule: FieldSurvivors
 
 # ------------------------------------------------------------------------------------------- the pass
 class IdentityResolver:
-    def __init__(self, engine: Engine, config: IdentityConfig) -> None:
+    """The pass, block by block: clusters are found over integer positions (`clustering`), then the records
+    of up to `block_size` people at a time (whole clusters; clusters sharing a customer id together) are read,
+    given ids and golden records and written. Memory stays flat however many people there are."""
+
+    def __init__(self, engine: Engine, config: IdentityConfig, *, block_size: int | None = None) -> None:
         self.engine = engine
         self.config = config
         self.fingerprint = keys_fingerprint(config)
+        self.block_size = block_size or BLOCK
 
-    def resolve(self) -> Resolution:
-        people = self._load_people()
-        changed_keys = self._refresh_keys(people)
-        clusters, matches = cluster(people, self.config)
-        issued = self._issued()
-        assigned, merged = assign_ids(clusters, people, issued)
-        resolution = Resolution(assigned, matches, merged, changed_keys=changed_keys,
-                                new_customers=set(assigned) - set(issued))
-        self._write(resolution, people, issued)
+    def resolve(self, *, track: bool = True) -> Resolution:
+        """`track=False` (a full pass, which rebuilds every link and re-evaluates everyone) counts changed
+        people and customers instead of collecting their ids."""
+        resolution = Resolution(track=track)
+        resolution.changed_keys = self._refresh_keys(track)
+        with self.engine.begin() as connection:  # never-analysed tables are planned as empty (dbio.analyze)
+            analyze(connection, "person_record", "source_record", "customer")
+        with self.engine.connect() as reader:
+            clustering.temp_on_disk(reader, True)
+            try:
+                size = clustering.index_people(reader)
+                clusters = clustering.cluster_people(reader, self.config, size)
+                clustering.stage_blocks(reader, clusters)
+                groups = field_groups(self.config)
+                with transaction(self.engine) as writer:
+                    for block in self._blocks(reader):
+                        self._resolve_block(reader, writer, block, clusters, groups, resolution)
+                    if resolution.counts["written"] > ANALYZE_AFTER:
+                        analyze(writer, "customer", "person_record")
+            finally:
+                reader.rollback()  # the temporary tables go with the reading transaction
+                clustering.temp_on_disk(reader, False)
         return resolution
 
-    def _load_people(self) -> dict[str, Person]:
-        """Every person record with what matching and survivorship need (driver-level: hundreds of
-        thousands of rows, read once per pass)."""
-        golden = ", ".join(f"p.{name}" for name in GOLDEN_FIELDS)
-        sql = ("SELECT p.id, s.system, p.kind, p.email, p.phone, p.email_key, p.phone_key, p.keys_version, "
-               "p.converted_to, p.xrefs, s.merged_into, s.is_deleted, COALESCE(s.remote_created_at, s.first_seen_at), "
-               f"s.remote_updated_at, p.customer_id, p.match_rule, p.match_evidence, {golden} "
-               "FROM person_record p JOIN source_record s ON s.id = p.id")
-        people: dict[str, Person] = {}
-        with self.engine.connect() as connection:
-            for row in fetch_rows(connection, sql, ()):
-                xrefs = row[9]
-                if isinstance(xrefs, str):
-                    xrefs = orjson.loads(xrefs)
-                people[row[0]] = Person(
-                    id=row[0], system=row[1], kind=row[2], email=row[3], phone=row[4], email_key=row[5],
-                    phone_key=row[6], keys_version=row[7], converted_to=row[8], xrefs=tuple(xrefs or ()),
-                    merged_into=row[10], is_deleted=bool(row[11]), created=moment(row[12]), updated=moment(row[13]),
-                    customer_id=row[14], match_rule=row[15], match_evidence=row[16],
-                    values=dict(zip(GOLDEN_FIELDS, row[17:], strict=True)))
-        return people
+    def _blocks(self, reader: Connection) -> Iterator[dict[int, Person]]:
+        """Person records by block, cluster and id; a block ends only where a block root changes."""
+        golden_columns = ", ".join(f"p.{name}" for name in GOLDEN_FIELDS)
+        sql = ("SELECT r.grp, r.rn, p.id, s.system, p.kind, p.email, p.phone, p.email_key, p.phone_key, "
+               "p.keys_version, p.converted_to, p.xrefs, s.merged_into, s.is_deleted, "
+               "COALESCE(s.remote_created_at, s.first_seen_at), s.remote_updated_at, p.customer_id, p.match_rule, "
+               f"p.match_evidence, {golden_columns} FROM jh_root r JOIN jh_ident x ON x.rn = r.rn "
+               "JOIN person_record p ON p.id = x.id JOIN source_record s ON s.id = p.id ORDER BY r.grp, r.root, r.rn")
+        block: dict[int, Person] = {}
+        current = None
+        for rows in stream_rows(reader, sql, (), 5_000):
+            for row in rows:
+                if row[0] != current and len(block) >= self.block_size:
+                    yield block
+                    block = {}
+                current = row[0]
+                block[row[1]] = _person(row[2:])
+        if block:
+            yield block
 
-    def _refresh_keys(self, people: dict[str, Person]) -> set[str]:
-        """Recompute stale match keys; returns the email keys that changed (old and new)."""
-        stale = [person for person in people.values() if person.keys_version != self.fingerprint]
+    def _resolve_block(self, reader: Connection, writer: Connection, people_at: dict[int, Person],
+                       clusters: clustering.Clusters, groups: FieldGroups, resolution: Resolution) -> None:
+        people = {person.id: person for person in people_at.values()}
+        members: dict[str, list[str]] = defaultdict(list)
+        for rn, person in people_at.items():  # in cluster then id order: the root (smallest id) comes first
+            members[people_at[clusters.root[rn]].id].append(person.id)
+        block_clusters = {root: tuple(ids) for root, ids in members.items()}
+        claimed = {person.customer_id for person in people.values() if person.customer_id}
+        issued = self._issued(reader, claimed | {customer_id_for(person_id) for person_id in people})
+        assigned, merged = assign_ids(block_clusters, people, issued)
+        resolution.merged.update(merged)
+        new = [customer_id for customer_id in assigned if customer_id not in issued]
+        resolution.count("new_customers", new)
+        matches = {person.id: self._match(rn, people_at, clusters) for rn, person in people_at.items()}
+        self._write(writer, reader, assigned, merged, matches, people, resolution, groups)
+
+    def _match(self, rn: int, people_at: dict[int, Person], clusters: clustering.Clusters) -> Match | None:
+        """The first rule that linked the record, worded as `identity.cluster` words it."""
+        index = clusters.rule[rn]
+        if index == clustering.NO_RULE:
+            return None
+        rule = self.config.rules[index]
+        a, b = people_at[clusters.edge_a[rn]], people_at[clusters.edge_b[rn]]
+        if rule.type in {"source_merge", "conversion", "xref"}:
+            evidence = f"{rule.type}: {a.id} → {b.id}"
+        else:
+            key = a.email_key if rule.type == "email" else a.phone_key
+            evidence = f"same {rule.type} {(key or '').removeprefix('email:')}"
+        other = b if a is people_at[rn] else a
+        return rule.id, f"{evidence} (matched {other.id})"
+
+    def _refresh_keys(self, track: bool) -> set[str]:
+        """Recompute stale match keys, a chunk at a time; returns the email keys that changed (old and new)."""
         changed: set[str] = set()
-        for person in stale:
-            old = person.email_key
-            person.email_key = email_key(person.email, self.config)
-            if old != person.email_key:
-                changed |= {key for key in (old, person.email_key) if key}
-            person.phone_key = phone_key(person.phone, self.config)
-            person.keys_version = self.fingerprint
-        with self.engine.begin() as connection:
-            update_rows(connection, PersonRecord, "id", [
-                {"id": p.id, "email_key": p.email_key, "phone_key": p.phone_key, "keys_version": p.keys_version}
-                for p in stale])
-        return changed
-
-    def _issued(self) -> dict[str, datetime | None]:
-        """Existing customer ids and when each was first seen (the older one survives a merge)."""
         with self.engine.connect() as connection:
-            rows = connection.exec_driver_sql("SELECT id, first_seen_at FROM customer")
-            return {customer_id: moment(first_seen) for customer_id, first_seen in rows}
+            placeholder = mark(connection)
+        sql = ("SELECT id, email, phone, email_key FROM person_record WHERE keys_version IS NULL "
+               f"OR keys_version <> {placeholder} ORDER BY id LIMIT 5000")
+        while True:
+            with transaction(self.engine) as connection:
+                stale = fetch_rows(connection, sql, (self.fingerprint,))
+                rows = []
+                for person_id, email, phone, old in stale:
+                    new = email_key(email, self.config)
+                    if track and old != new:
+                        changed |= {key for key in (old, new) if key}
+                    rows.append((new, phone_key(phone, self.config), self.fingerprint, person_id))
+                write_update(connection, "person_record", ("email_key", "phone_key", "keys_version"), rows)
+            if len(stale) < 5000:
+                return changed
 
-    def _write(self, resolution: Resolution, people: dict[str, Person], issued: dict[str, datetime | None]) -> None:
+    @staticmethod
+    def _issued(reader: Connection, ids: set[str]) -> dict[str, datetime | None]:
+        """Which of these customer ids exist, and when each was first seen (the older one survives a merge)."""
+        issued: dict[str, datetime | None] = {}
+        for chunk in chunks(sorted(ids), 500):
+            sql = f"SELECT id, first_seen_at FROM customer WHERE id IN ({marks(reader, len(chunk))})"
+            rows = fetch_rows(reader, sql, chunk)
+            issued.update((customer_id, moment(first_seen)) for customer_id, first_seen in rows)
+        return issued
+
+    @staticmethod
+    def _existing(reader: Connection, ids: list[str]) -> dict[str, tuple[Any, ...]]:
+        fields = len(GOLDEN_FIELDS)
+        existing: dict[str, tuple[Any, ...]] = {}
+        for chunk in chunks(sorted(ids), 500):
+            sql = (f"SELECT id, {', '.join(GOLDEN_FIELDS)}, first_seen_at, merged_into_id FROM customer "
+                   f"WHERE id IN ({marks(reader, len(chunk))})")
+            existing.update((row[0], (*row[1:fields + 1], moment(row[fields + 1]), row[fields + 2]))
+                            for row in fetch_rows(reader, sql, chunk))
+        return existing
+
+    def _write(self, writer: Connection, reader: Connection, assigned: dict[str, tuple[str, ...]],
+               merged: dict[str, str], matches: dict[str, Match | None], people: dict[str, Person],
+               resolution: Resolution, groups: FieldGroups) -> None:
         """Customers whose golden record changed and records whose customer or match changed, as plain rows (a
         first pass writes every customer and every record)."""
         stamp = time_writer(self.engine.dialect.name)
         now = utcnow()
         written = stamp(now)
-        existing = self._existing_customers()
-        groups = field_groups(self.config)
+        existing = self._existing(reader, list(assigned))
         customers: list[tuple[Any, ...]] = []
         customer_of: dict[str, str] = {}
-        for customer_id, members in resolution.clusters.items():
+        touched: set[str] = set()
+        changed_people: list[str] = []
+        for customer_id, members in assigned.items():
             record = golden([people[member] for member in members], self.config, groups)
             if existing.get(customer_id) != _comparable(record):
-                resolution.touched_customers.add(customer_id)
+                touched.add(customer_id)
                 customers.append((customer_id, *[record[name] for name in GOLDEN_FIELDS],
                                   stamp(record["first_seen_at"]), written, written, None, None))
             customer_of.update(dict.fromkeys(members, customer_id))
         person_updates: list[tuple[str, str, str, str]] = []
-        for person in people.values():  # in the order they were read, which is the table's: updates go in page order
+        for person in people.values():
             customer_id = customer_of[person.id]
-            match = resolution.matches.get(person.id)
-            rule, evidence = match or ("first_record", "no other record matched")
+            rule, evidence = matches[person.id] or ("first_record", "no other record matched")
             if (person.customer_id, person.match_rule, person.match_evidence) != (customer_id, rule, evidence):
                 if person.customer_id != customer_id:
-                    resolution.changed_people.add(person.id)
-                    resolution.touched_customers.add(customer_id)
+                    changed_people.append(person.id)
+                    touched.add(customer_id)
                     if person.customer_id:
-                        resolution.touched_customers.add(person.customer_id)
+                        touched.add(person.customer_id)
                 person_updates.append((customer_id, rule, evidence, person.id))
+        resolution.count("changed_people", changed_people)
+        resolution.count("touched_customers", touched)
         # in id order: new customers are appended in key order, so the tagger's batches (by id) then read and
         # write neighbouring pages instead of a few rows on every page
         customers.sort()
-        with self.engine.begin() as connection:
-            self._apply(connection, customers, person_updates, resolution, now)
-
-    def _existing_customers(self) -> dict[str, tuple[Any, ...]]:
-        sql = f"SELECT id, {', '.join(GOLDEN_FIELDS)}, first_seen_at, merged_into_id FROM customer"
-        fields = len(GOLDEN_FIELDS)
-        with self.engine.connect() as connection:
-            return {row[0]: (*row[1:fields + 1], moment(row[fields + 1]), row[fields + 2])
-                    for row in connection.exec_driver_sql(sql)}
-
-    def _apply(self, connection: Connection, customers: list[tuple[Any, ...]],
-               person_updates: list[tuple[str, str, str, str]], resolution: Resolution, now: datetime) -> None:
-        upsert = upsert_sql(connection, "customer", CUSTOMER_COLUMNS, "id", CUSTOMER_UPDATES)
-        execute_many(connection, upsert, customers)
-        execute_many(connection, update_sql(connection, "person_record", MATCH_COLUMNS), person_updates)
-        for loser, survivor in resolution.merged.items():
-            connection.execute(update(Customer).where(Customer.id == loser).values(
+        resolution.counts["written"] += len(customers) + len(person_updates)
+        write_upsert(writer, "customer", CUSTOMER_COLUMNS, "id", CUSTOMER_UPDATES, customers)
+        write_update(writer, "person_record", MATCH_COLUMNS, person_updates)
+        for loser, survivor in merged.items():
+            writer.execute(update(Customer).where(Customer.id == loser).values(
                 merged_into_id=survivor, merged_at=now, updated_at=now))
+
+
+def _person(row: tuple[Any, ...]) -> Person:
+    xrefs = row[9]
+    if isinstance(xrefs, str):
+        xrefs = orjson.loads(xrefs)
+    return Person(id=row[0], system=row[1], kind=row[2], email=row[3], phone=row[4], email_key=row[5],
+                  phone_key=row[6], keys_version=row[7], converted_to=row[8], xrefs=tuple(xrefs or ()),
+                  merged_into=row[10], is_deleted=bool(row[11]), created=moment(row[12]), updated=moment(row[13]),
+                  customer_id=row[14], match_rule=row[15], match_evidence=row[16],
+                  values=dict(zip(GOLDEN_FIELDS, row[17:], strict=True)))
 
 
 def _comparable(record: dict[str, Any]) -> tuple[Any, ...]:

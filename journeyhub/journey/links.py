@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from canonical.db import transaction
 from canonical.upsert import chunks
+from journeyhub.journey.dbio import analyze
 
 # The last two parts (activities logged on a deal or ticket) say `CROSS JOIN`, SQLite's way to keep `interaction`
 # the outer loop: it walks the partial index of interactions that have a deal (ticket) instead of scanning every
@@ -40,6 +41,7 @@ SELECT i.id, p.customer_id
 """
 
 REBUILD_SHARE = 0.3  # above this share of entities affected, rebuilding is cheaper than patching
+REBUILD_CACHE_KIB = 65_536  # SQLite page cache while rebuilding (64 MB: it counts in the pass's resident size)
 
 
 def _derive(dialect: str, restricted: bool) -> str:
@@ -66,10 +68,11 @@ def rebuild(connection: Connection) -> None:
     sqlite = connection.dialect.name == "sqlite"
     if sqlite:
         cache_size = int(connection.exec_driver_sql("PRAGMA cache_size").scalar_one())
-        connection.exec_driver_sql("PRAGMA cache_size = -262144")
+        connection.exec_driver_sql(f"PRAGMA cache_size = -{REBUILD_CACHE_KIB}")
         connection.exec_driver_sql("DROP INDEX IF EXISTS ix_customer_link_customer")
     connection.execute(text("DELETE FROM customer_link"))
     _insert_links(connection, restricted=False)
+    analyze(connection, "customer_link")
     if sqlite:
         connection.exec_driver_sql("CREATE INDEX ix_customer_link_customer ON customer_link (customer_id)")
         connection.exec_driver_sql(f"PRAGMA cache_size = {cache_size}")  # the connection's own size again
@@ -92,12 +95,16 @@ def _add_ids(connection: Connection, ids: Iterable[str]) -> None:
         _add_to_scope(connection, f"SELECT from_id AS id FROM association WHERE to_id IN ({placeholders})", params)
 
 
-def refresh(engine: Engine, since: datetime | None, moved_people: set[str], moved_email_keys: set[str]) -> set[str]:
+def refresh(engine: Engine, since: datetime | None, moved_people: set[str], moved_email_keys: set[str], *,
+            collect: bool = True) -> set[str]:
     """Recompute links of entities changed since `since` or attached to people who changed customer;
-    returns the customers whose links changed (before or after). `since=None` rebuilds everything."""
+    returns the customers whose links changed (before or after). `since=None` rebuilds everything; then
+    `collect=False` (a full pass, which re-evaluates everyone anyway) returns nothing instead of every customer."""
     with transaction(engine) as connection:  # reads (the scope) then writes: take the write lock first
         if since is None:
             rebuild(connection)
+            if not collect:
+                return set()
             return {row[0] for row in connection.execute(text("SELECT DISTINCT customer_id FROM customer_link"))}
         _scope_table(connection)
         _add_to_scope(connection, "SELECT id FROM source_record WHERE entity IN ('deal', 'ticket', 'interaction') "

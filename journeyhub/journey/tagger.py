@@ -12,8 +12,9 @@ import json
 import logging
 import multiprocessing
 import os
-from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import groupby
@@ -23,6 +24,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, event, insert, select, text
 from sqlalchemy.engine import Connection
 
+from canonical.db import transaction
 from canonical.models import (
     Customer,
     CustomerLink,
@@ -34,9 +36,18 @@ from canonical.models import (
 from canonical.types import utcnow
 from canonical.upsert import chunks, upsert
 from journeyhub.journey import links
-from journeyhub.journey.dbio import execute_many, fetch_rows, insert_sql, marks, time_writer, update_sql
+from journeyhub.journey.dbio import (
+    analyze,
+    fetch_rows,
+    mark,
+    marks,
+    stream_rows,
+    time_writer,
+    write_insert,
+    write_update,
+)
 from journeyhub.journey.facts import load_facts, moment
-from journeyhub.journey.identity import IdentityResolver, Resolution
+from journeyhub.journey.identity import ANALYZE_AFTER, IdentityResolver, Resolution
 from journeyhub.journey.identity_config import IdentityConfig
 from journeyhub.journey.keys import keys_fingerprint
 from journeyhub.journey.lifecycle import RuleSet, segment
@@ -112,19 +123,20 @@ class Tagger:
         """Step 1: identities, then customer links; returns which customers need re-evaluation."""
         started = utcnow()
         state = read_state(self.engine)
-        full = full or not state or state.get("ruleset") != self.rules.version
-        since = None if full or "since" not in state else datetime.fromisoformat(state["since"])
+        full = full or not state or state.get("ruleset") != self.rules.version or "since" not in state
+        since = None if full else datetime.fromisoformat(state["since"])
         if since is not None and state.get("identity") == self.identity_key and not self._people_changed(since):
-            resolution = Resolution({}, {})  # no contact or lead changed: every match still stands
+            resolution = Resolution()  # no contact or lead changed: every match still stands
         else:
-            resolution = IdentityResolver(self.engine, self.identity).resolve()
+            resolution = IdentityResolver(self.engine, self.identity).resolve(track=not full)
         # without a watermark every link is rebuilt: which addresses moved does not matter (and on a first pass,
         # looking up every record's address cost seconds)
         moved_keys = self._email_keys(resolution) | resolution.changed_keys if since is not None else set()
-        touched = links.refresh(self.engine, since, resolution.changed_people, moved_keys)
-        touched |= resolution.touched_customers
+        touched = links.refresh(self.engine, since, resolution.changed_people, moved_keys, collect=not full)
+        # a full pass re-evaluates everyone: who was touched is not collected (it would be every customer)
+        touched = set() if full else touched | resolution.touched_customers
         return TagPlan(started=started, full=full, touched=touched, merges=len(resolution.merged),
-                       new_customers=len(resolution.new_customers),
+                       new_customers=resolution.counts["new_customers"],
                        previous_as_of=datetime.fromisoformat(state["as_of"]) if state.get("as_of") else None)
 
     def tag(self, plan: TagPlan, as_of: datetime) -> TagSummary:
@@ -132,19 +144,29 @@ class Tagger:
         summary = TagSummary(started=plan.started, as_of=as_of, ruleset_version=self.rules.version,
                              full=plan.full, merges=plan.merges, new_customers=plan.new_customers)
         self._write_stage_definitions()
-        customers = self._live_customers()
-        touched = set(customers) if plan.full else set(plan.touched)
-        if not plan.full and plan.previous_as_of is not None:
-            touched |= self._customers_with_evidence_between(plan.previous_as_of, as_of)
-        evaluate = sorted(customer for customer in touched if customer in customers)
-        batches = [list(batch) for batch in chunks(evaluate, BATCH)]
-        if self.workers > 1 and len(evaluate) >= self.parallel_threshold:
+        if plan.full:  # everyone, read a batch at a time in id order: no list of every customer is held
+            with self.engine.begin() as connection:  # the fact queries' tables, as planned by the workers
+                analyze(connection, "interaction", "deal", "ticket", "stage_history", "customer")
+            summary.customers = self._count_live()
+            batches: Iterable[list[str]] = self._live_batches()
+            evaluated = summary.customers
+        else:
+            customers = self._live_customers()
+            touched = set(plan.touched)
+            if plan.previous_as_of is not None:
+                touched |= self._customers_with_evidence_between(plan.previous_as_of, as_of)
+            evaluate = sorted(customer for customer in touched if customer in customers)
+            batches = [list(batch) for batch in chunks(evaluate, BATCH)]
+            summary.customers, evaluated = len(customers), len(evaluate)
+        if self.workers > 1 and evaluated >= self.parallel_threshold:
             summary.history_changed += self._evaluate_parallel(batches, as_of)
         else:
             for batch in batches:
                 summary.history_changed += self._evaluate_batch(batch, as_of)
-        summary.evaluated = len(evaluate)
-        summary.customers = len(customers)
+        summary.evaluated = evaluated
+        if plan.full or summary.history_changed > ANALYZE_AFTER:
+            with self.engine.begin() as connection:
+                analyze(connection, "stage_history", "customer")
         return summary
 
     def assign_segments(self, summary: TagSummary) -> TagSummary:
@@ -165,14 +187,22 @@ class Tagger:
         with self.engine.begin() as connection:
             return write_batch(connection, result)
 
-    def _evaluate_parallel(self, batches: list[list[str]], as_of: datetime) -> int:
+    def _evaluate_parallel(self, batches: Iterable[list[str]], as_of: datetime) -> int:
         """Several batches evaluated at once in worker processes (the evaluation is CPU-bound); this process
-        writes each result as it comes."""
+        writes each result, in order, as it comes. At most two batches per worker are in flight, so results
+        never pile up when writing is the slower side."""
         context = multiprocessing.get_context("spawn")  # not fork: flows run this from threaded processes
         url = self.engine.url.render_as_string(hide_password=False)
+        changed = 0
         with ProcessPoolExecutor(max_workers=self.workers, mp_context=context) as pool:
-            results = pool.map(_evaluate_in_worker, [(url, self.lifecycle, batch, as_of) for batch in batches])
-            return sum(self._write_batch(result) for result in results)
+            pending: deque[Future[BatchResult]] = deque()
+            for batch in batches:
+                pending.append(pool.submit(_evaluate_in_worker, (url, self.lifecycle, batch, as_of)))
+                if len(pending) >= 2 * self.workers:
+                    changed += self._write_batch(pending.popleft().result())
+            while pending:
+                changed += self._write_batch(pending.popleft().result())
+        return changed
 
     def _customers_with_evidence_between(self, start: datetime, end: datetime) -> set[str]:
         """Evidence dated between two evaluations (a meeting that has now taken place) changes stages
@@ -186,28 +216,52 @@ class Tagger:
 
     # ------------------------------------------------------------------ segments and summaries
     def _segments(self, as_of: datetime) -> tuple[int, dict[str, int]]:
-        """Every live customer's segment (plain SQL: all customers are read and most written on a first pass)."""
+        """Every live customer's segment (plain SQL: all customers are read and most written on a first pass),
+        read and written a block at a time in one transaction."""
         since = time_writer(self.engine.dialect.name)(as_of)
-        with self.engine.connect() as connection:
-            rows = fetch_rows(connection, "SELECT id, first_purchase_at, last_activity_at, last_return_at, segment "
-                                          "FROM customer WHERE merged_into_id IS NULL", ())
         counts: Counter[str] = Counter()
-        changes = []
-        for customer_id, first_purchase, last_activity, last_return_at, previous in rows:
-            value = segment(moment(first_purchase), moment(last_activity), moment(last_return_at), as_of,
-                            self.lifecycle)
-            counts[value] += 1
-            if value != previous:
-                changes.append((value, since, customer_id))
-        with self.engine.begin() as connection:
-            execute_many(connection, update_sql(connection, "customer", ("segment", "segment_since")), changes)
-        return len(changes), dict(counts)
+        changed = 0
+        sql = ("SELECT id, first_purchase_at, last_activity_at, last_return_at, segment FROM customer "
+               "WHERE merged_into_id IS NULL")
+        with self.engine.connect() as reader, transaction(self.engine) as writer:
+            for rows in stream_rows(reader, sql, (), 20_000):
+                changes = []
+                for customer_id, first_purchase, last_activity, last_return_at, previous in rows:
+                    value = segment(moment(first_purchase), moment(last_activity), moment(last_return_at), as_of,
+                                    self.lifecycle)
+                    counts[value] += 1
+                    if value != previous:
+                        changes.append((value, since, customer_id))
+                write_update(writer, "customer", ("segment", "segment_since"), changes)
+                changed += len(changes)
+        return changed, dict(counts)
 
     def _stage_counts(self) -> dict[str, int]:
         with self.engine.connect() as connection:
             return dict(connection.execute(text(
                 "SELECT h.stage, COUNT(*) FROM stage_history h JOIN customer c ON c.id = h.customer_id "
                 "WHERE h.exited_at IS NULL AND c.merged_into_id IS NULL GROUP BY h.stage")).all())
+
+    def _count_live(self) -> int:
+        with self.engine.connect() as connection:
+            return int(connection.exec_driver_sql("SELECT COUNT(*) FROM customer WHERE merged_into_id IS NULL")
+                       .scalar_one())
+
+    def _live_batches(self) -> Iterator[list[str]]:
+        """Live customer ids in batches of BATCH, in id order (keyset pages: no cursor is held open)."""
+        with self.engine.connect() as connection:
+            placeholder = mark(connection)
+        sql = (f"SELECT id FROM customer WHERE merged_into_id IS NULL AND id > {placeholder} ORDER BY id "
+               f"LIMIT {BATCH}")
+        last = ""
+        while True:
+            with self.engine.connect() as connection:
+                batch = [row[0] for row in fetch_rows(connection, sql, (last,))]
+            if batch:
+                yield batch
+                last = batch[-1]
+            if len(batch) < BATCH:
+                return
 
     def _live_customers(self) -> set[str]:
         with self.engine.connect() as connection:
@@ -255,8 +309,8 @@ def write_batch(connection: Connection, result: BatchResult) -> int:
     for chunk in chunks(result.replaced, 500):
         connection.exec_driver_sql(f"DELETE FROM stage_history WHERE customer_id IN ({marks(connection, len(chunk))})",
                                    tuple(chunk))
-    execute_many(connection, insert_sql(connection, "stage_history", HISTORY_COLUMNS), result.rows)
-    execute_many(connection, update_sql(connection, "customer", JOURNEY_COLUMNS), result.updates)
+    write_insert(connection, "stage_history", HISTORY_COLUMNS, result.rows)
+    write_update(connection, "customer", JOURNEY_COLUMNS, result.updates)
     return len(result.changed)
 
 
