@@ -21,7 +21,7 @@ from flows.journey import journey
 from flows.limits import ensure_rate_limits
 from flows.process import tune_gc
 from flows.push import push_flow, push_problems
-from flows.runtime import final_state, outcome, publish_hub, run_log, run_name
+from flows.runtime import final_state, outcome, publish_hub, refused, run_log, run_name
 from flows.sync import SystemSync, sync_crm
 from journeyhub.journey.tagger import TagSummary
 from journeyhub.settings import Settings, SystemName
@@ -69,6 +69,8 @@ def hub(systems: list[SystemName] | None = None, full: bool = False, push: bool 
     """
     tune_gc()  # a deployment's flow run is its process's entry (flows/process.py)
     settings = Settings()
+    if (stop := refused(settings)) is not None:
+        return stop
     chosen: list[SystemName] = list(systems or settings.enabled_systems())
     result = HubResult(systems=list(chosen))
     if not chosen:

@@ -10,7 +10,16 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 
 from flows.process import tune_gc
-from flows.runtime import final_state, hub_context, outcome, publish_journey, run_log, run_name, under_prefect
+from flows.runtime import (
+    final_state,
+    hub_context,
+    outcome,
+    publish_journey,
+    refused,
+    run_log,
+    run_name,
+    under_prefect,
+)
 from journeyhub.journey.tagger import Tagger, TagPlan, TagSummary
 from journeyhub.settings import Settings
 
@@ -40,6 +49,8 @@ def journey(as_of: datetime | None = None, full: bool = False) -> State[Any]:
     """Resolve identities, tag stages with evidence and assign segments as of a time (default: now)."""
     tune_gc()  # a deployment's flow run is its process's entry (flows/process.py)
     settings = Settings()
+    if (stop := refused(settings)) is not None:
+        return stop
     plan = resolve_identities(settings, full)
     summary = assign_segments(settings, tag_lifecycle(settings, plan, as_of))
     message = (f"{summary.customers} customers ({summary.new_customers} new, {summary.merges} merged), "

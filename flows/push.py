@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 
 from flows.process import tune_gc
-from flows.runtime import final_state, hub_context, outcome, publish_push, run_log, run_name, under_prefect
+from flows.runtime import final_state, hub_context, outcome, publish_push, refused, run_log, run_name, under_prefect
 from flows.sync import connector_for
 from journeyhub.runs import new_run_id
 from journeyhub.settings import Settings, SystemName
@@ -59,6 +59,8 @@ def push_flow(systems: list[SystemName] | None = None, dry_run: bool = False) ->
     """Write stage, segment, last interaction and the other CRMs' timeline items into every CRM."""
     tune_gc()  # a deployment's flow run is its process's entry (flows/process.py)
     settings = Settings()
+    if (stop := refused(settings)) is not None:
+        return stop
     chosen = systems or settings.enabled_systems()
     futures = [push_system.submit(settings, system, dry_run=dry_run) for system in chosen]
     reports = [future.result() for future in futures]

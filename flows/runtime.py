@@ -160,6 +160,20 @@ def final_state(status: str, message: str, result: Any) -> State[Any]:
                   data=RunProblems(message, result))
 
 
+def refused(settings: Settings) -> State[Any] | None:
+    """A deployed flow run's own `config check`: malformed or incomplete settings end it Failed at once, one
+    log line per problem naming the variable, instead of retrying a bad URL against the network (the CLI
+    refuses the same settings with exit 2). None when the settings are fine."""
+    from prefect.states import Failed
+
+    problems = settings.problems()
+    if not problems:
+        return None
+    for problem in problems:
+        run_log("configuration: %s", problem, level=40)
+    return Failed(message="configuration: " + "; ".join(problems), data=RunProblems("; ".join(problems)))
+
+
 def outcome(state: State[Any]) -> Any:
     """What a flow run called with `return_state=True` did, whether it succeeded or ended partial/failed;
     a crash (an exception that is not `RunProblems`) is raised."""

@@ -32,6 +32,7 @@ from flows.runtime import (
     hub_context,
     outcome,
     publish_sync,
+    refused,
     run_log,
     run_name,
     under_prefect,
@@ -242,6 +243,8 @@ def sync_crm(system: SystemName, full: bool = False, objects: list[str] | None =
     """Pull one CRM into the canonical database (incremental from the persisted cursors; `full` re-reads)."""
     tune_gc()  # a deployment's flow run is its process's entry (flows/process.py)
     settings = Settings()
+    if (stop := refused(settings)) is not None:
+        return stop
     result = sync_system(settings, system, full=full, objects=objects, pull=pull_batch,
                          progress=ProgressLog(run_log))
     publish_sync(result)

@@ -177,3 +177,21 @@ def test_a_dead_crm_host_stops_its_flow_run_after_the_breaker_window(
     assert state.is_failed() and state.name == "Failed" and len(result.objects) == 1
     assert "cannot be reached (connection refused)" in (state.message or "")
     assert "check HUBSPOT_BASE_URL" in (state.message or "")
+
+
+def test_a_deployed_run_refuses_malformed_settings_before_any_request(
+        harness: None, hub_env: tuple[Sandbox, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """What `config check` and the CLI refuse ends every flow run Failed at once, naming each variable."""
+    from flows.hub import hub
+    from flows.journey import journey
+    from flows.push import push_flow
+    from flows.sync import sync_crm
+
+    monkeypatch.setenv("HUBSPOT_BASE_URL", "not-a-url")
+    monkeypatch.setenv("JOURNEYHUB_DATABASE_URL", "garbage")
+    for state in (sync_crm(system="hubspot", return_state=True), hub(return_state=True),
+                  push_flow(return_state=True), journey(return_state=True)):
+        message = state.message or ""
+        assert state.is_failed() and state.name == "Failed", state
+        assert message.startswith("configuration: ") and "HUBSPOT_BASE_URL" in message, message
+        assert "JOURNEYHUB_DATABASE_URL" in message, message
