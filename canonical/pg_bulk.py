@@ -99,16 +99,8 @@ def upsert(connection: Connection, table: Table, rows: Sequence[dict[str, Any]],
     sql, converters = _statement(connection, table, names, conflict, columns, changed)
     if METHOD == "copy":
         return _copy(connection, table, names, rows, sql, converters, changed is not None and bool(columns))
-    arrays = []
-    for name, convert in zip(names, converters, strict=True):
-        values = [row[name] for row in rows]
-        arrays.append(values if convert is None else [convert(value) for value in values])
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(sql, arrays)
-        return cursor.fetchall() if changed is not None and conflict is not None and columns else []
-    finally:
-        cursor.close()
+    fetch = changed is not None and conflict is not None and bool(columns)
+    return _execute(connection, sql, _arrays(rows, names, converters), fetch=fetch)
 
 
 def update(connection: Connection, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
@@ -127,13 +119,24 @@ def update(connection: Connection, table: Table, key: str, rows: Sequence[dict[s
                f"WHERE {quote(table.name)}.{quote(key)} = u.c0")
         _STATEMENTS[cache_key] = (sql, [convert for _, convert in types])
     sql, converters = _STATEMENTS[cache_key]
+    _execute(connection, sql, _arrays(rows, names, converters), fetch=False)
+
+
+def _arrays(rows: Sequence[dict[str, Any]], names: Sequence[str], converters: Sequence[Any]) -> list[list[Any]]:
+    """One array per column, each value converted to what its array type takes."""
     arrays = []
     for name, convert in zip(names, converters, strict=True):
         values = [row[name] for row in rows]
         arrays.append(values if convert is None else [convert(value) for value in values])
+    return arrays
+
+
+def _execute(connection: Connection, sql: str, arrays: list[list[Any]], *, fetch: bool) -> list[Any]:
+    """One statement on the raw psycopg cursor (binary arrays), its rows when `fetch`."""
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(sql, arrays)
+        return cursor.fetchall() if fetch else []
     finally:
         cursor.close()
 
