@@ -1,5 +1,6 @@
 """A CRM's API budget where no Prefect server is configured: `journeyhub sync` keeps to it by itself (a token
-bucket in the process), measured in the emulator's request log; one budget per CRM and size per process."""
+bucket in the process), measured in the emulator's request log; one budget per CRM and size per process; and
+with a server, the same bucket paces one process's sends whatever the timing of the server's grants."""
 
 from __future__ import annotations
 
