@@ -11,7 +11,14 @@ then `per-second` more each second, so at most `burst + per-second × w` request
   hosts share it. Slots are taken a few at a time when the rate allows, and unused ones are dropped after
   `HOLD_SECONDS`, so a process never sends slots it took long ago: at most `per-second × HOLD_SECONDS`
   requests above the bound, and exactly the bound when that is below one.
-- **Without one**, the same budget is a token bucket in this process (`journeyhub.budget.TokenBucket`).
+  The server counts a slot when its transaction *started* (PostgreSQL `now()`; prefect 3.8.8 decays
+  `active_slots` by `floor(slot_decay_per_second × (now() − updated))`), not when the request goes out: a slot
+  whose grant took L seconds on a busy server, or whose request left L seconds after the grant, lets the next
+  grants credit decay for those L seconds, so grants alone may exceed the bound by `per-second × L`. Every
+  process therefore also passes each request through its own token bucket of the same size right before it is
+  sent: the requests of one process (one run: e.g. full syncs one after another on one worker) keep to the bound
+  exactly by their send times; across processes the server's limit holds it up to that latency.
+- **Without one**, the same budget is that token bucket alone (`journeyhub.budget.TokenBucket`).
 
 Whatever deserves a word (a limit created or resized, an inactive limit, requests waiting for the budget)
 is logged once per process — once per flow run on a worker — never per request.
@@ -150,19 +157,21 @@ class PrefectSlots:
 
 class CrmBudget:
     """What a connector calls before each request: the CRM's shared Prefect rate limit when a server is at
-    hand, else a token bucket of the same size in this process."""
+    hand, then (always) a token bucket of the same size in this process, taken last so it paces the sends."""
 
     def __init__(self, system: str, settings: Settings) -> None:
         self.system = system
         self.settings = settings
         self.burst, self.per_second = settings.rate(system)
         self.local = TokenBucket(self.burst, self.per_second)
-        self._slots: dict[str | None, PrefectSlots] = {}
+        self._slots: dict[str | None, tuple[PrefectSlots, TokenBucket]] = {}
         self._lock = threading.Lock()
 
     def __call__(self) -> None:
         if prefect_configured():
-            waited = self._prefect().take()
+            slots, sends = self._prefect()
+            waited = slots.take()
+            waited += sends.take()  # this process's sends keep to the bound, whatever the grants' timing
             where = f"the Prefect rate limit {limit_name(self.system)}"
         else:
             _say_once(self.system, "local", "no Prefect server is configured: %s requests keep to burst %d, %g/s "
@@ -173,16 +182,17 @@ class CrmBudget:
         if waited >= NOTABLE_WAIT_SECONDS:
             _say_once(self.system, "waiting", "%s requests are waiting for the API budget (%s)", self.system, where)
 
-    def _prefect(self) -> PrefectSlots:
+    def _prefect(self) -> tuple[PrefectSlots, TokenBucket]:
+        """The server's slots and this process's bucket, both of the server limit's size (ops may size it)."""
         url = _api_url()
         with self._lock:
-            slots = self._slots.get(url)
-        if slots is None:
+            known = self._slots.get(url)
+        if known is None:
             burst, per_second = _ensured_size(self.system, self.settings)
-            slots = PrefectSlots(self.system, burst, per_second)
+            made = PrefectSlots(self.system, burst, per_second), TokenBucket(burst, per_second)
             with self._lock:
-                slots = self._slots.setdefault(url, slots)
-        return slots
+                known = self._slots.setdefault(url, made)
+        return known
 
 
 def throttle(system: str, settings: Settings) -> Callable[[], None]:

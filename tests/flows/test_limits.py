@@ -1,5 +1,6 @@
 """A CRM's API budget where no Prefect server is configured: `journeyhub sync` keeps to it by itself (a token
-bucket in the process), measured in the emulator's request log; one budget per CRM and size per process."""
+bucket in the process), measured in the emulator's request log; one budget per CRM and size per process; and
+with a server, the same bucket paces one process's sends whatever the timing of the server's grants."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+import flows.limits
 from canonical.db import make_engine
 from canonical.schema import upgrade
-from flows.limits import PrefectSlots, throttle
+from flows.limits import CrmBudget, PrefectSlots, throttle
+from journeyhub.budget import TokenBucket
 from journeyhub.settings import Settings
 from sandbox.runtime import Sandbox
 from tests.deploy.topology import budget, peak
@@ -53,3 +56,28 @@ def test_slots_are_taken_a_few_at_a_time_only_when_the_rate_allows(burst: int, p
     # slots unused after half a second are dropped: taking more than the rate gives in that time could
     # send more than the budget, and never more than the burst
     assert PrefectSlots("hubspot", burst, per_second).chunk == chunk
+
+
+def test_with_a_server_one_process_sends_within_the_budget_even_when_grants_come_bunched(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # the server counts a slot at its transaction's start, so after a slow grant the next ones credit decay
+    # for time already past and arrive bunched (seen in the deploy test's in-a-row phase): the sends of one
+    # process still keep to burst + rate × w, at the server limit's size (4/2 here, not the settings' 7/3)
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    monkeypatch.setattr(flows.limits, "prefect_configured", lambda: True)
+    monkeypatch.setattr(flows.limits, "_ensured_size", lambda system, settings: (4, 2.0))
+    monkeypatch.setattr(PrefectSlots, "take", lambda self: 0.0)  # every grant at once
+    monkeypatch.setattr(flows.limits, "TokenBucket",
+                        lambda burst, per_second: TokenBucket(burst, per_second, clock=lambda: now[0], sleep=sleep))
+    monkeypatch.setenv("JOURNEYHUB_RATE_HUBSPOT", "7/3")
+    send = CrmBudget("hubspot", Settings())
+    sent = []
+    for _ in range(60):
+        send()
+        sent.append(now[0])
+    assert peak(sent) <= budget("4/2"), f"{peak(sent)} sends in 10 s, budget {budget('4/2')}"
+    assert peak(sent) >= budget("4/2") - 1, "the sends were held back more than the budget asks"
