@@ -22,7 +22,7 @@ import re
 from typing import Any, ClassVar
 
 from annotated_types import MaxLen
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from sqlmodel import SQLModel
 
@@ -40,6 +40,9 @@ from canonical.types import clean_json, clean_text, needs_cleaning
 
 EMAIL_PATTERN = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[^@\s<>(),;:\"\[\]]+\.[^@\s<>(),;:\"\[\]]+$")
 TEXT_LIMIT = 4000  # free text in a column without a length (ticket and interaction bodies)
+#: Validation context of values read off a document known to hold no NUL and no lone surrogate (the loader
+#: checks each record once, by the serialisation it hashes): the per-value cleaning scan is skipped.
+CLEAN: dict[str, bool] = {"clean": True}
 
 
 class InvalidEmail(ValueError):
@@ -97,15 +100,16 @@ class MappedEntity(SQLModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _fit_free_text(cls, values: Any) -> Any:
-        """Before the length checks: text cleaned (NUL, lone surrogates), long free text trimmed, then cut to
-        its limit."""
+    def _fit_free_text(cls, values: Any, info: ValidationInfo) -> Any:
+        """Before the length checks: text cleaned (NUL, lone surrogates; not when the context is `CLEAN`),
+        long free text trimmed, then cut to its limit."""
         if not isinstance(values, dict):
             return values
-        dirty = {name: cleaned for name, value in values.items()
-                 if (cleaned := _clean(value)) is not value}
-        if dirty:
-            values = {**values, **dirty}
+        if info.context is not CLEAN:
+            dirty = {name: cleaned for name, value in values.items()
+                     if (cleaned := _clean(value)) is not value}
+            if dirty:
+                values = {**values, **dirty}
         for name, limit in cls._text_limits.items():
             value = values.get(name)
             if isinstance(value, str) and len(value) > limit:

@@ -228,9 +228,36 @@ def fetch_by_ids(connection: Connection, model: type[SQLModel] | Table, ids: Seq
         finally:
             cursor.close()
         return found
+    if connection.dialect.name == "sqlite" and all(type(column.type) in (AutoString, String, Boolean)
+                                                   for column in wanted):
+        flags = [index for index, column in enumerate(wanted) if type(column.type) is Boolean]
+        return _sqlite_fetch(connection, table.name, key.name, [column.name for column in wanted], ids, flags)
     for chunk in chunks(list(ids), ID_CHUNK):
         for row in connection.execute(select(key, *wanted).where(key.in_(chunk))):
             found[row[0]] = tuple(row[1:])
+    return found
+
+
+def _sqlite_fetch(connection: Connection, table: str, key: str, columns: list[str], ids: Sequence[str],
+                  flags: list[int]) -> dict[str, tuple[Any, ...]]:
+    """`fetch_by_ids` for text and boolean columns on SQLite: plain SQL on the DBAPI cursor (building and
+    compiling a SQLAlchemy IN of 500 parameters cost more than the query: ~10% of an email events page).
+    `flags`: the positions of boolean columns, read back as bool (SQLite stores 0/1) as SQLAlchemy would."""
+    found: dict[str, tuple[Any, ...]] = {}
+    names = ", ".join(f'"{name}"' for name in (key, *columns))
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        for chunk in chunks(list(ids), ID_CHUNK):
+            cursor.execute(f'SELECT {names} FROM "{table}" WHERE "{key}" IN ({", ".join("?" * len(chunk))})',
+                           list(chunk))
+            for row in cursor.fetchall():
+                values = list(row[1:])
+                for index in flags:
+                    if values[index] is not None:
+                        values[index] = bool(values[index])
+                found[row[0]] = tuple(values)
+    finally:
+        cursor.close()
     return found
 
 

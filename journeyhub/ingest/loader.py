@@ -82,12 +82,17 @@ class _Planned:
 def payload_hash(record: Record, document: dict[str, Any] | None = None) -> str:
     """What "unchanged" is judged by: the mapped document and the deletion flag (`document`: the record's,
     when the caller has built it already)."""
-    document = record.document() if document is None else document
+    return payload_digest(record, record.document() if document is None else document)[0]
+
+
+def payload_digest(record: Record, document: dict[str, Any]) -> tuple[str, bool]:
+    """`payload_hash`, and whether the document is clean (no NUL, no lone surrogate): the one serialisation
+    the hash needs tells, so the mapping can skip cleaning each value (`canonical.inputs.CLEAN`)."""
     try:
         body = orjson.dumps([document, record.deleted], option=orjson.OPT_SORT_KEYS, default=str)
     except orjson.JSONEncodeError:  # a lone surrogate: hashed as it is stored, cleaned
-        body = json_bytes([document, record.deleted])
-    return hashlib.blake2b(body, digest_size=16).hexdigest()
+        return hashlib.blake2b(json_bytes([document, record.deleted]), digest_size=16).hexdigest(), False
+    return hashlib.blake2b(body, digest_size=16).hexdigest(), b"\\u0000" not in body
 
 
 @dataclass
@@ -141,8 +146,9 @@ class Preparer:
                     parts.quarantined.append((index, "invalid_value", f"remote id: {problem}"))
                 continue
             document = record.document()
+            raw_hash, clean = payload_digest(record, document)
             try:
-                mapped = None if record.data is None else mapper.map(record.remote_id, document)
+                mapped = None if record.data is None else mapper.map(record.remote_id, document, clean=clean)
             except MappingError as error:
                 if not record.deleted:
                     parts.quarantined.append((index, error.reason, error.detail))
@@ -154,7 +160,7 @@ class Preparer:
             if mapped is not None:
                 self._add_match_keys(mapped)
             key = source_key(self.system, object_type, record.remote_id)
-            parts.planned.append((index, key, payload_hash(record, document), mapped))
+            parts.planned.append((index, key, raw_hash, mapped))
         return parts
 
     def _add_match_keys(self, mapped: MappedRecord) -> None:

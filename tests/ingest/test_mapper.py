@@ -235,3 +235,20 @@ fields:
     assert row.row["xrefs"] == ["salesforce:Contact:003A", "salesforce:Contact:003B", "salesforce:Lead:00QZ"]
     alone = Mapper("hubspot", people).map("2", {"properties": {"email": "b@x.io", "salesforceleadid": "00QY"}})
     assert alone.rows[0].row["xrefs"] == ["salesforce:Lead:00QY"]
+
+
+@pytest.mark.parametrize("name", ["Ana\x00Maria", "Ana\udfffMaria", "Ana Maria"])
+def test_clean_flag_matches_the_document_and_leaves_rows_as_they_were(name: str) -> None:
+    """The loader's hash serialisation says whether a document needs cleaning; a clean one maps to the same
+    rows without the per-value scan, a dirty one is never taken for clean."""
+    from connectors.base import RemoteRecord
+    from journeyhub.ingest.loader import payload_digest, payload_hash
+
+    record = RemoteRecord("contacts", "1", {"properties": {"firstname": name, "email": "a@example.com"}})
+    raw_hash, clean = payload_digest(record, record.document())
+    assert raw_hash == payload_hash(record)
+    assert clean is (name == "Ana Maria")
+    mapper = Mapper("hubspot", CONTACTS)
+    rows = mapper.map("1", record.document(), clean=clean).rows
+    assert [row.row for row in rows] == [row.row for row in mapper.map("1", record.document()).rows]
+    assert rows[0].row["first_name"] in ("AnaMaria", "Ana\ufffdMaria", "Ana Maria")
