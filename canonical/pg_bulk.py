@@ -18,6 +18,7 @@ update a row twice).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Float, String, Table
@@ -95,7 +96,8 @@ def upsert(connection: Connection, table: Table, rows: Sequence[dict[str, Any]],
     another transaction wrote meanwhile (`xmax = 0`: the row version was created by an INSERT)."""
     names = tuple(rows[0])
     if conflict is not None:
-        rows = list({tuple(row[name] for name in conflict): row for row in rows}.values())
+        key = itemgetter(*conflict)  # a value for one column, a tuple for several
+        rows = list({key(row): row for row in rows}.values())
     sql, converters = _statement(connection, table, names, conflict, columns, changed)
     if METHOD == "copy":
         return _copy(connection, table, names, rows, sql, converters, changed is not None and bool(columns))

@@ -52,6 +52,18 @@ def marks(connection: Connection, count: int) -> str:
     return ", ".join([mark(connection)] * count)
 
 
+def in_ids(connection: Connection, count: int) -> str:
+    """What follows `column` to test membership in `count` bound ids: `= ANY(%s)` with one array on PostgreSQL
+    (`ids_parameters`), whose driver otherwise splits and binds a statement of thousands of placeholders per
+    batch, `IN (?, ?, …)` on SQLite."""
+    return "= ANY(%s::text[])" if connection.dialect.name == "postgresql" else f"IN ({marks(connection, count)})"
+
+
+def ids_parameters(connection: Connection, ids: Sequence[str]) -> tuple[Any, ...]:
+    """The parameters `in_ids` takes: one list on PostgreSQL, the ids themselves on SQLite."""
+    return (list(ids),) if connection.dialect.name == "postgresql" else tuple(ids)
+
+
 def insert_sql(connection: Connection, table: str, columns: Sequence[str]) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks(connection, len(columns))})"
 
