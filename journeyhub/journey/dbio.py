@@ -82,8 +82,14 @@ def update_sql(connection: Connection, table: str, columns: Sequence[str], key: 
 
 def upsert_sql(connection: Connection, table: str, columns: Sequence[str], key: str, update: Sequence[str]) -> str:
     """`INSERT … ON CONFLICT (<key>) DO UPDATE SET <update>` (the same text on SQLite and PostgreSQL)."""
-    changes = ", ".join(f"{name} = excluded.{name}" for name in update)
-    return f"{insert_sql(connection, table, columns)} ON CONFLICT ({key}) DO UPDATE SET {changes}"
+    return f"{insert_sql(connection, table, columns)} {on_conflict(key, update)}"
+
+
+def on_conflict(key: str, update: Sequence[str]) -> str:
+    """`ON CONFLICT (<key>) DO UPDATE SET <update>`, or `DO NOTHING` when there is nothing to update."""
+    if not update:
+        return f"ON CONFLICT ({key}) DO NOTHING"
+    return f"ON CONFLICT ({key}) DO UPDATE SET {', '.join(f'{name} = excluded.{name}' for name in update)}"
 
 
 def execute_many(connection: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -163,9 +169,8 @@ def write_upsert(connection: Connection, table: str, columns: Sequence[str], key
         execute_many(connection, upsert_sql(connection, table, columns, key, update), rows)
         return
     names = ", ".join(columns)
-    changes = ", ".join(f"{name} = excluded.{name}" for name in update)
     _unnest(connection, table, columns, rows, lambda arrays: (
-        f"INSERT INTO {table} ({names}) SELECT * FROM {arrays} ON CONFLICT ({key}) DO UPDATE SET {changes}"))
+        f"INSERT INTO {table} ({names}) SELECT * FROM {arrays} {on_conflict(key, update)}"))
 
 
 def stream_rows(connection: Connection, sql: str, parameters: Sequence[Any] = (),
