@@ -9,6 +9,10 @@ changed; reports peak memory.
     python bench/journey_scale.py --postgres postgresql://postgres@127.0.0.1:5432/postgres
     python bench/journey_scale.py --profile /tmp/journey.prof   # cProfile of this process's full run
     python bench/journey_scale.py --customers 1000000 --runs 3  # scale; min/median/max of 3 runs on one data set
+    python bench/journey_scale.py --compare --postgres URL --customers 200000 --runs 3  # both, side by side
+`--compare` runs SQLite and then PostgreSQL on the same generated data and checks that both passes reach the same
+outcome (every record's customer and match, every customer's golden record, journey columns and segment, every
+stage-history row: a digest of each, compared), then prints the PostgreSQL ÷ SQLite ratio of the median full runs.
 Target: under 60 s on SQLite on a 2-core machine. Each timing is also given in CPU seconds (this process and its
 rule-evaluation workers), steadier than wall time on a shared machine.
 """
@@ -18,6 +22,8 @@ from __future__ import annotations
 import argparse
 import cProfile
 import functools
+import hashlib
+import json
 import multiprocessing
 import random
 import resource
@@ -38,7 +44,9 @@ from canonical.schema import upgrade
 from canonical.upsert import chunks, upsert
 from journeyhub.config import load_config_file, mappings_root
 from journeyhub.journey import links
-from journeyhub.journey.dbio import write_insert
+from journeyhub.journey.clustering import collate
+from journeyhub.journey.dbio import stream_rows, write_insert
+from journeyhub.journey.facts import moment
 from journeyhub.journey.identity import IdentityResolver
 from journeyhub.journey.keys import email_key, keys_fingerprint, phone_key
 from journeyhub.journey.tagger import Tagger
@@ -160,6 +168,20 @@ def cpu_since(start: tuple[float, float]) -> str:
     return f"CPU {own + workers:.1f} s: {own:.1f} s here, {workers:.1f} s in workers"
 
 
+def peak_mb() -> float:
+    """This process's peak resident size (MB) since it started: the kernel's high-water mark of its own memory
+    (`VmHWM`). Not `ru_maxrss`, which a spawned child inherits from the process it was forked from before its
+    exec — here the parent that built the data set, whose size it then reported (339 MB on both databases at
+    200k customers, the passes' own peak being lower)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 PHASES: dict[str, float] = {}
 PEAKS: dict[str, float] = {}  # peak resident size of this process when the phase last ended (MB)
 
@@ -175,7 +197,7 @@ def timed(owner: Any, name: str, label: str) -> None:
             return original(*args, **kwargs)
         finally:
             PHASES[label] = PHASES.get(label, 0.0) + time.perf_counter() - started
-            PEAKS[label] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            PEAKS[label] = peak_mb()
 
     setattr(owner, name, wrapper)
 
@@ -208,8 +230,42 @@ def spread(values: list[float]) -> str:
     return f"min {min(values):.1f} / median {statistics.median(values):.1f} / max {max(values):.1f} s"
 
 
+# what a pass decides, per table: the columns compared between databases (not when it was computed)
+OUTCOME = {"person_record": "id, customer_id, match_rule, match_evidence",
+           "customer": "id, email, first_name, last_name, full_name, phone, first_seen_at, merged_into_id, "
+                       "first_purchase_at, last_activity_at, last_return_at, last_interaction_at, "
+                       "last_interaction_channel, segment, segment_since",
+           "stage_history": "customer_id, stage, stage_order, entered_at, exited_at, rule_id, ruleset_version, "
+                            "evidence_type, evidence_id"}
+ORDER = {"person_record": "id", "customer": "id", "stage_history": "customer_id, entered_at, stage"}
+
+
+def outcome(engine: Engine) -> dict[str, str]:
+    """A digest of each table's outcome, read in code-point order (the same on both databases) and streamed:
+    timestamps as aware datetimes whichever way the database stores them."""
+    digests = {}
+    with engine.connect() as connection:
+        order = collate(connection)
+        for table, columns in OUTCOME.items():
+            digest, count = hashlib.sha256(), 0
+            keys = ", ".join(f"{key}{order}" if key != "entered_at" else key for key in ORDER[table].split(", "))
+            for rows in stream_rows(connection, f"SELECT {columns} FROM {table} ORDER BY {keys}", (), 20_000):
+                for row in rows:
+                    digest.update(repr(tuple(moment(value) if _is_time(value) else value for value in row)).encode())
+                count += len(rows)
+            digests[table] = f"{count} rows, {digest.hexdigest()[:16]}"
+        connection.rollback()
+    return digests
+
+
+def _is_time(value: Any) -> bool:
+    """A stored timestamp: a datetime (PostgreSQL) or SQLite's fixed-width UTC text."""
+    return isinstance(value, datetime) or (isinstance(value, str) and len(value) == 27 and value.endswith("Z")
+                                           and value[4] == "-" and value[10] == "T")
+
+
 def measure(engine: Engine, label: str, people: int, interactions: int, profile: str | None = None,
-            runs: int = 1) -> None:
+            runs: int = 1, report: str | None = None) -> None:
     upgrade(engine)
     started = time.perf_counter()
     counts = build(engine, people, interactions)
@@ -217,15 +273,16 @@ def measure(engine: Engine, label: str, people: int, interactions: int, profile:
     # the passes run in a fresh process: its peak RSS is the journey pass's own, not the synthetic setup's
     url = engine.url.render_as_string(hide_password=False)
     engine.dispose()
-    child = multiprocessing.get_context("spawn").Process(target=passes, args=(url, label, profile, runs))
+    child = multiprocessing.get_context("spawn").Process(target=passes, args=(url, label, profile, runs, report))
     child.start()
     child.join()
     if child.exitcode:
         raise SystemExit(f"{label}: the measured passes failed (exit {child.exitcode})")
 
 
-def passes(url: str, label: str, profile: str | None, runs: int) -> None:
-    """Full + no-change runs, timed, in this (fresh) process."""
+def passes(url: str, label: str, profile: str | None, runs: int, report: str | None = None) -> None:
+    """Full + no-change runs, timed, in this (fresh) process; with `report`, the median full run and the
+    outcome's digests written there as JSON (after the peak memory is taken)."""
     engine = make_engine(url)
     root = mappings_root()
     tagger = Tagger(engine, load_config_file(root, "lifecycle.yaml"), load_config_file(root, "identity.yaml"))
@@ -260,7 +317,9 @@ def passes(url: str, label: str, profile: str | None, runs: int) -> None:
               f"{again.history_changed} changed; {cpu_since(cpu)}; {phases()})", flush=True)
     if runs > 1:
         print(f"{label}: {runs} runs: full {spread(fulls)}; no-change {spread(unchanged)}", flush=True)
-    print(f"{label}: peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", flush=True)
+    print(f"{label}: peak memory {peak_mb():.0f} MB (this process, since it started)", flush=True)
+    if report:
+        Path(report).write_text(json.dumps({"full": statistics.median(fulls), "outcome": outcome(engine)}))
 
 
 def main() -> None:
@@ -271,8 +330,15 @@ def main() -> None:
     parser.add_argument("--postgres", help="server URL; a scratch database is created and dropped")
     parser.add_argument("--runs", type=int, default=1, help="full + no-change runs on the same data (min/median/max)")
     parser.add_argument("--profile", metavar="FILE", help="write a cProfile of this process's full run (pstats)")
+    parser.add_argument("--compare", action="store_true",
+                        help="SQLite, then PostgreSQL (--postgres): same data, outcomes compared, time ratio")
     args = parser.parse_args()
+    if args.compare and not args.postgres:
+        parser.error("--compare needs --postgres URL")
     args.interactions = args.interactions if args.interactions is not None else 5 * args.people
+    if args.compare:
+        compare(args)
+        return
     if args.postgres:
         admin = make_engine(args.postgres, isolation_level="AUTOCOMMIT")
         name = f"jh_bench_{uuid.uuid4().hex[:8]}"
@@ -289,6 +355,40 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         measure(make_engine(f"sqlite:///{Path(folder) / 'bench.db'}"), "sqlite", args.people, args.interactions,
                 args.profile, args.runs)
+
+
+def on_postgres(url: str, run: Any) -> None:
+    """`run(engine)` on a scratch database created on the server, dropped afterwards."""
+    admin = make_engine(url, isolation_level="AUTOCOMMIT")
+    name = f"jh_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(admin.url.set(database=name).render_as_string(hide_password=False))
+    try:
+        run(engine)
+    finally:
+        engine.dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def compare(args: argparse.Namespace) -> None:
+    """Both databases on the same data, one after the other: same outcome, and the time ratio."""
+    with tempfile.TemporaryDirectory() as folder:
+        reports = {label: str(Path(folder) / f"{label}.json") for label in ("sqlite", "postgresql")}
+        measure(make_engine(f"sqlite:///{Path(folder) / 'bench.db'}"), "sqlite", args.people, args.interactions,
+                None, args.runs, reports["sqlite"])
+        on_postgres(args.postgres, lambda engine: measure(engine, "postgresql", args.people, args.interactions,
+                                                          None, args.runs, reports["postgresql"]))
+        sqlite, postgres = (json.loads(Path(reports[label]).read_text()) for label in ("sqlite", "postgresql"))
+    same = sqlite["outcome"] == postgres["outcome"]
+    print(f"outcome sqlite {sqlite['outcome']}")
+    print(f"outcome postgresql {postgres['outcome']}")
+    print(f"outcomes {'identical' if same else 'DIFFER'}; full run (medians) postgresql ÷ sqlite: "
+          f"{postgres['full'] / sqlite['full']:.2f} ({postgres['full']:.1f} s / {sqlite['full']:.1f} s)", flush=True)
+    if not same:
+        raise SystemExit("the two databases reached different outcomes")
 
 
 if __name__ == "__main__":

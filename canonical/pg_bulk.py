@@ -18,6 +18,7 @@ update a row twice).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Float, String, Table
@@ -63,6 +64,20 @@ def _array_type(table: Table, name: str, connection: Connection) -> tuple[str, C
     return f"{type_.compile(dialect=connection.dialect)}[]", None
 
 
+def array_types(connection: Connection, table: Table, names: Sequence[str]) -> tuple[list[str], list[Convert | None]]:
+    """Per column, the `%b::type[]` parameter its values travel as and how a value is made ready for it (for
+    callers that build their own set-based statement over `unnest`)."""
+    types = [_array_type(table, name, connection) for name in names]
+    return [f"%b::{array}" for array, _ in types], [convert for _, convert in types]
+
+
+def column_arrays(rows: Sequence[Sequence[Any]], converters: Sequence[Convert | None]) -> list[list[Any]]:
+    """Rows bound as tuples (in the converters' column order) as one list per column, converted."""
+    columns = [list(values) for values in zip(*rows, strict=True)]
+    return [values if convert is None else [convert(value) for value in values]
+            for values, convert in zip(columns, converters, strict=True)]
+
+
 def _statement(connection: Connection, table: Table, names: tuple[str, ...], conflict: tuple[str, ...] | None,
                columns: tuple[str, ...], changed: tuple[str, ...] | None = None) -> tuple[str, list[Convert | None]]:
     key = (table.name, names, conflict, columns, changed)
@@ -95,7 +110,8 @@ def upsert(connection: Connection, table: Table, rows: Sequence[dict[str, Any]],
     another transaction wrote meanwhile (`xmax = 0`: the row version was created by an INSERT)."""
     names = tuple(rows[0])
     if conflict is not None:
-        rows = list({tuple(row[name] for name in conflict): row for row in rows}.values())
+        key = itemgetter(*conflict)  # a value for one column, a tuple for several
+        rows = list({key(row): row for row in rows}.values())
     sql, converters = _statement(connection, table, names, conflict, columns, changed)
     if METHOD == "copy":
         return _copy(connection, table, names, rows, sql, converters, changed is not None and bool(columns))
@@ -129,6 +145,11 @@ def _arrays(rows: Sequence[dict[str, Any]], names: Sequence[str], converters: Se
         values = [row[name] for row in rows]
         arrays.append(values if convert is None else [convert(value) for value in values])
     return arrays
+
+
+def execute_arrays(connection: Connection, sql: str, arrays: list[list[Any]], *, fetch: bool = False) -> list[Any]:
+    """`_execute` for callers of `array_types`."""
+    return _execute(connection, sql, arrays, fetch=fetch)
 
 
 def _execute(connection: Connection, sql: str, arrays: list[list[Any]], *, fetch: bool) -> list[Any]:

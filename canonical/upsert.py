@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, String, Table, bindparam, select
+from sqlalchemy import JSON, Boolean, String, Table, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
@@ -204,6 +204,25 @@ def _sqlite_run(connection: Connection, sql: str, order: list[str], converters: 
         cursor.executemany(sql, params)
     finally:
         cursor.close()
+
+
+def delete_where_in(connection: Connection, model: type[SQLModel] | Table, column: str, values: Sequence[str]) -> None:
+    """`DELETE … WHERE column IN values` for a text column: on PostgreSQL one `= ANY(array)` statement per
+    chunk (a page's 1,000 keys as one binary parameter, not a compiled statement of 500 bound values, twice),
+    on SQLite chunks under its parameter limit."""
+    table = table_of(model)
+    if connection.dialect.name == "postgresql" and pg_bulk.METHOD != "executemany":
+        quote = connection.dialect.identifier_preparer.quote
+        sql = f"DELETE FROM {quote(table.name)} WHERE {quote(column)} = ANY(%b::text[])"
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            for chunk in chunks(list(values), CHUNK):
+                cursor.execute(sql, [list(chunk)])
+        finally:
+            cursor.close()
+        return
+    for chunk in chunks(list(values), ID_CHUNK):
+        connection.execute(delete(table).where(table.c[column].in_(chunk)))
 
 
 def fetch_by_ids(connection: Connection, model: type[SQLModel] | Table, ids: Sequence[str],

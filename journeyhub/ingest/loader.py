@@ -29,6 +29,7 @@ from canonical.types import clean_text, json_bytes, utcnow
 from canonical.upsert import (
     RECORD_ERRORS,
     chunks,
+    delete_where_in,
     error_message,
     fetch_by_ids,
     is_record_error,
@@ -332,8 +333,8 @@ class PageLoader:
             tombstone_derived(connection, [row["id"] for row in tombstones], now)
         for row_entity, items in rows.items():
             self._upsert_entity(connection, row_entity, items)
-        for chunk in chunks(asserting, 500):  # what a record says about its relations replaces what it said
-            connection.execute(delete(Association).where(Association.source_id.in_(chunk)))
+        # what a record says about its relations replaces what it said
+        delete_where_in(connection, Association, "source_id", asserting)
         if links:
             upsert(connection, Association, list(links.values()))
         for loser, survivor in merges:

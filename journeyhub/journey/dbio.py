@@ -8,9 +8,13 @@ as `canonical.types.UTCDateTime` stores them: UTC ISO-8601 text ending in `Z` on
 (timestamptz) on PostgreSQL.
 
 On PostgreSQL every row of an executemany is still a statement the server parses, plans and runs, however well
-the driver pipelines them; the bulk writes here (`write_insert`, `write_update`, `write_upsert`) send a block's
-rows with one `COPY` (into the table, or into a temporary staging table followed by one set-based `UPDATE … FROM`
-or `INSERT … SELECT … ON CONFLICT`). On SQLite, in-process, executemany is the fastest path and is kept.
+the driver pipelines them; the bulk writes here send a block's rows set-based: `write_insert` with one `COPY` into
+the table, `write_update` and `write_upsert` as one `UPDATE … FROM unnest(…)` or `INSERT … SELECT * FROM
+unnest(…) ON CONFLICT` whose columns travel as binary arrays (`canonical.pg_bulk`). They used a temporary staging
+table per call (CREATE, COPY, ANALYZE, then the statement): four round trips, and catalog rows created and
+dropped each time, which without autovacuum pile up in pg_class and pg_attribute; `unnest` of a bound array is
+planned with its real length, so it joins by index without any ANALYZE. On SQLite, in-process, executemany is
+the fastest path and is kept.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from canonical.upsert import sqlite_timestamp
+from canonical import models, pg_bulk
+from canonical.upsert import chunks, sqlite_timestamp
 
 TimeWriter = Callable[[datetime | None], Any]
 
@@ -52,6 +57,18 @@ def marks(connection: Connection, count: int) -> str:
     return ", ".join([mark(connection)] * count)
 
 
+def in_ids(connection: Connection, count: int) -> str:
+    """What follows `column` to test membership in `count` bound ids: `= ANY(%s)` with one array on PostgreSQL
+    (`ids_parameters`), whose driver otherwise splits and binds a statement of thousands of placeholders per
+    batch, `IN (?, ?, …)` on SQLite."""
+    return "= ANY(%s::text[])" if connection.dialect.name == "postgresql" else f"IN ({marks(connection, count)})"
+
+
+def ids_parameters(connection: Connection, ids: Sequence[str]) -> tuple[Any, ...]:
+    """The parameters `in_ids` takes: one list on PostgreSQL, the ids themselves on SQLite."""
+    return (list(ids),) if connection.dialect.name == "postgresql" else tuple(ids)
+
+
 def insert_sql(connection: Connection, table: str, columns: Sequence[str]) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks(connection, len(columns))})"
 
@@ -65,8 +82,14 @@ def update_sql(connection: Connection, table: str, columns: Sequence[str], key: 
 
 def upsert_sql(connection: Connection, table: str, columns: Sequence[str], key: str, update: Sequence[str]) -> str:
     """`INSERT … ON CONFLICT (<key>) DO UPDATE SET <update>` (the same text on SQLite and PostgreSQL)."""
-    changes = ", ".join(f"{name} = excluded.{name}" for name in update)
-    return f"{insert_sql(connection, table, columns)} ON CONFLICT ({key}) DO UPDATE SET {changes}"
+    return f"{insert_sql(connection, table, columns)} {on_conflict(key, update)}"
+
+
+def on_conflict(key: str, update: Sequence[str]) -> str:
+    """`ON CONFLICT (<key>) DO UPDATE SET <update>`, or `DO NOTHING` when there is nothing to update."""
+    if not update:
+        return f"ON CONFLICT ({key}) DO NOTHING"
+    return f"ON CONFLICT ({key}) DO UPDATE SET {', '.join(f'{name} = excluded.{name}' for name in update)}"
 
 
 def execute_many(connection: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -100,14 +123,17 @@ def _copy(connection: Connection, table: str, columns: Sequence[str], rows: Sequ
         cursor.close()
 
 
-def _staged(connection: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> str:
-    """A temporary table with the columns' types (no constraints), dropped at commit, holding the rows."""
-    name = f"jh_stage_{table}_{next(_STAGING)}"
-    connection.exec_driver_sql(f"CREATE TEMPORARY TABLE {name} ON COMMIT DROP AS "
-                               f"SELECT {', '.join(columns)} FROM {table} WITH NO DATA")
-    _copy(connection, name, columns, rows)
-    analyze(connection, name)  # its size known: joined to a large table by index, not by scanning the table
-    return name
+UNNEST_CHUNK = 10_000  # rows per set-based statement: a block's rows at once, bounded packets
+
+
+def _unnest(connection: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]],
+            sql: Callable[[str], str]) -> None:
+    """`sql(unnest(%b::type[], …))` for each chunk of the rows, their columns as binary arrays typed as the
+    table declares them."""
+    parameters, converters = pg_bulk.array_types(connection, models.SQLModel.metadata.tables[table], columns)
+    statement = sql(f"unnest({', '.join(parameters)})")
+    for chunk in chunks(rows, UNNEST_CHUNK):
+        pg_bulk.execute_arrays(connection, statement, pg_bulk.column_arrays(chunk, converters))
 
 
 def write_insert(connection: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
@@ -128,9 +154,10 @@ def write_update(connection: Connection, table: str, columns: Sequence[str], row
     if connection.dialect.name != "postgresql":
         execute_many(connection, update_sql(connection, table, columns, key), rows)
         return
-    staging = _staged(connection, table, (*columns, key), rows)
-    assignments = ", ".join(f"{name} = s.{name}" for name in columns)
-    connection.exec_driver_sql(f"UPDATE {table} t SET {assignments} FROM {staging} s WHERE t.{key} = s.{key}")
+    aliases = ", ".join(f"c{index}" for index in range(len(columns) + 1))
+    assignments = ", ".join(f"{name} = u.c{index}" for index, name in enumerate(columns))
+    _unnest(connection, table, (*columns, key), rows, lambda arrays: (
+        f"UPDATE {table} t SET {assignments} FROM {arrays} AS u({aliases}) WHERE t.{key} = u.c{len(columns)}"))
 
 
 def write_upsert(connection: Connection, table: str, columns: Sequence[str], key: str, update: Sequence[str],
@@ -141,11 +168,9 @@ def write_upsert(connection: Connection, table: str, columns: Sequence[str], key
     if connection.dialect.name != "postgresql":
         execute_many(connection, upsert_sql(connection, table, columns, key, update), rows)
         return
-    staging = _staged(connection, table, columns, rows)
     names = ", ".join(columns)
-    changes = ", ".join(f"{name} = excluded.{name}" for name in update)
-    connection.exec_driver_sql(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} "
-                               f"ON CONFLICT ({key}) DO UPDATE SET {changes}")
+    _unnest(connection, table, columns, rows, lambda arrays: (
+        f"INSERT INTO {table} ({names}) SELECT * FROM {arrays} {on_conflict(key, update)}"))
 
 
 def stream_rows(connection: Connection, sql: str, parameters: Sequence[Any] = (),

@@ -20,18 +20,18 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from journeyhub.journey.dbio import fetch_rows, marks
+from journeyhub.journey.dbio import fetch_rows, ids_parameters, in_ids
 from journeyhub.journey.lifecycle import CustomerFacts
 
 PERSONS = """SELECT p.customer_id, p.id, COALESCE(s.remote_created_at, s.first_seen_at)
-  FROM person_record p JOIN source_record s ON s.id = p.id WHERE p.customer_id IN ({ids}) ORDER BY p.customer_id"""
+  FROM person_record p JOIN source_record s ON s.id = p.id WHERE p.customer_id {ids} ORDER BY p.customer_id"""
 DEALS = """SELECT l.customer_id, d.id, d.status, d.opened_at, d.closed_at
-  FROM customer_link l JOIN deal d ON d.id = l.entity_id WHERE l.customer_id IN ({ids}) ORDER BY l.customer_id"""
+  FROM customer_link l JOIN deal d ON d.id = l.entity_id WHERE l.customer_id {ids} ORDER BY l.customer_id"""
 TICKETS = """SELECT l.customer_id, t.id, t.opened_at, t.channel
-  FROM customer_link l JOIN ticket t ON t.id = l.entity_id WHERE l.customer_id IN ({ids}) ORDER BY l.customer_id"""
+  FROM customer_link l JOIN ticket t ON t.id = l.entity_id WHERE l.customer_id {ids} ORDER BY l.customer_id"""
 INTERACTIONS = """SELECT l.customer_id, i.id, i.kind, i.channel, i.direction, i.outcome, i.occurred_at, i.score,
        i.score_max
-  FROM customer_link l JOIN interaction i ON i.id = l.entity_id WHERE l.customer_id IN ({ids}) ORDER BY l.customer_id"""
+  FROM customer_link l JOIN interaction i ON i.id = l.entity_id WHERE l.customer_id {ids} ORDER BY l.customer_id"""
 
 
 def moment(value: Any) -> datetime | None:
@@ -42,7 +42,8 @@ def moment(value: Any) -> datetime | None:
 
 
 def _rows(connection: Connection, sql: str, customer_ids: Sequence[str]) -> list[tuple[Any, ...]]:
-    return fetch_rows(connection, sql.format(ids=marks(connection, len(customer_ids))), customer_ids)
+    return fetch_rows(connection, sql.format(ids=in_ids(connection, len(customer_ids))),
+                      ids_parameters(connection, customer_ids))
 
 
 def load_facts(connection: Connection, customer_ids: Sequence[str]) -> dict[str, CustomerFacts]:

@@ -35,8 +35,9 @@ from journeyhub.journey import clustering
 from journeyhub.journey.dbio import (
     analyze,
     fetch_rows,
+    ids_parameters,
+    in_ids,
     mark,
-    marks,
     stream_rows,
     time_writer,
     write_update,
@@ -390,9 +391,9 @@ class IdentityResolver:
     def _issued(reader: Connection, ids: set[str]) -> dict[str, datetime | None]:
         """Which of these customer ids exist, and when each was first seen (the older one survives a merge)."""
         issued: dict[str, datetime | None] = {}
-        for chunk in chunks(sorted(ids), 500):
-            sql = f"SELECT id, first_seen_at FROM customer WHERE id IN ({marks(reader, len(chunk))})"
-            rows = fetch_rows(reader, sql, chunk)
+        for chunk in chunks(sorted(ids), _id_chunk(reader)):
+            sql = f"SELECT id, first_seen_at FROM customer WHERE id {in_ids(reader, len(chunk))}"
+            rows = fetch_rows(reader, sql, ids_parameters(reader, chunk))
             issued.update((customer_id, moment(first_seen)) for customer_id, first_seen in rows)
         return issued
 
@@ -400,11 +401,11 @@ class IdentityResolver:
     def _existing(reader: Connection, ids: list[str]) -> dict[str, tuple[Any, ...]]:
         fields = len(GOLDEN_FIELDS)
         existing: dict[str, tuple[Any, ...]] = {}
-        for chunk in chunks(sorted(ids), 500):
+        for chunk in chunks(sorted(ids), _id_chunk(reader)):
             sql = (f"SELECT id, {', '.join(GOLDEN_FIELDS)}, first_seen_at, merged_into_id FROM customer "
-                   f"WHERE id IN ({marks(reader, len(chunk))})")
+                   f"WHERE id {in_ids(reader, len(chunk))}")
             existing.update((row[0], (*row[1:fields + 1], moment(row[fields + 1]), row[fields + 2]))
-                            for row in fetch_rows(reader, sql, chunk))
+                            for row in fetch_rows(reader, sql, ids_parameters(reader, chunk)))
         return existing
 
     def _write(self, writer: Connection, reader: Connection, assigned: dict[str, tuple[str, ...]],
@@ -449,6 +450,11 @@ class IdentityResolver:
         for loser, survivor in merged.items():
             writer.execute(update(Customer).where(Customer.id == loser).values(
                 merged_into_id=survivor, merged_at=now, updated_at=now))
+
+
+def _id_chunk(connection: Connection) -> int:
+    """Ids per lookup: a block's at once on PostgreSQL (one array parameter), under SQLite's parameter limit."""
+    return 20_000 if connection.dialect.name == "postgresql" else 500
 
 
 def _person(row: tuple[Any, ...]) -> Person:

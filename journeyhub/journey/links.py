@@ -8,14 +8,15 @@ are recomputed; the first pass (or a large change) rebuilds the table.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 
-from canonical.db import transaction
 from canonical.upsert import chunks
+from journeyhub.journey import clustering
 from journeyhub.journey.dbio import analyze
 
 # The last two parts (activities logged on a deal or ticket) say `CROSS JOIN`, SQLite's way to keep `interaction`
@@ -100,7 +101,7 @@ def refresh(engine: Engine, since: datetime | None, moved_people: set[str], move
     """Recompute links of entities changed since `since` or attached to people who changed customer;
     returns the customers whose links changed (before or after). `since=None` rebuilds everything; then
     `collect=False` (a full pass, which re-evaluates everyone anyway) returns nothing instead of every customer."""
-    with transaction(engine) as connection:  # reads (the scope) then writes: take the write lock first
+    with _writing(engine) as connection:  # reads (the scope) then writes: take the write lock first
         if since is None:
             rebuild(connection)
             if not collect:
@@ -139,6 +140,21 @@ def refresh(engine: Engine, since: datetime | None, moved_people: set[str], move
             "SELECT DISTINCT customer_id FROM customer_link WHERE entity_id IN (SELECT id FROM link_scope)"))}
         connection.execute(text("DROP TABLE link_scope"))
         return touched
+
+
+@contextmanager
+def _writing(engine: Engine) -> Iterator[Connection]:
+    """`canonical.db.transaction`, on SQLite with temporary files on disk while it lasts: a rebuild's index
+    build and the scope's sorts spill to them, and under the connection's `temp_store = MEMORY` they would be
+    RAM growing with the number of links (~120 MB of a 100,000-customer pass's resident size). Set outside the
+    transaction, as SQLite requires."""
+    with engine.connect() as connection:
+        clustering.temp_on_disk(connection, True)
+        try:
+            with connection.execution_options(journeyhub_immediate=True).begin():
+                yield connection
+        finally:
+            clustering.temp_on_disk(connection, False)
 
 
 def _bind_time(connection: Connection, value: datetime) -> object:

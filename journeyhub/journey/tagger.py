@@ -39,6 +39,8 @@ from journeyhub.journey import links
 from journeyhub.journey.dbio import (
     analyze,
     fetch_rows,
+    ids_parameters,
+    in_ids,
     mark,
     marks,
     stream_rows,
@@ -317,15 +319,16 @@ def write_batch(connection: Connection, result: BatchResult) -> int:
 def _stored_history(connection: Connection, customer_ids: list[str]) -> dict[str, tuple[tuple[Any, ...], ...]]:
     rows = fetch_rows(connection, (
         "SELECT customer_id, stage, stage_order, entered_at, exited_at, rule_id, ruleset_version, evidence_type, "
-        f"evidence_id FROM stage_history WHERE customer_id IN ({marks(connection, len(customer_ids))}) "
-        "ORDER BY customer_id, entered_at"), customer_ids)
+        f"evidence_id FROM stage_history WHERE customer_id {in_ids(connection, len(customer_ids))} "
+        "ORDER BY customer_id, entered_at"), ids_parameters(connection, customer_ids))
     return {customer_id: tuple((row[1], row[2], moment(row[3]), moment(row[4]), *row[5:]) for row in group)
             for customer_id, group in groupby(rows, key=itemgetter(0))}
 
 
 def _current_journeys(connection: Connection, customer_ids: list[str]) -> dict[str, tuple[Any, ...]]:
     rows = fetch_rows(connection, f"SELECT id, {', '.join(JOURNEY_COLUMNS)} FROM customer "
-                                  f"WHERE id IN ({marks(connection, len(customer_ids))})", customer_ids)
+                                  f"WHERE id {in_ids(connection, len(customer_ids))}",
+                      ids_parameters(connection, customer_ids))
     return {row[0]: (moment(row[1]), moment(row[2]), moment(row[3]), moment(row[4]), row[5]) for row in rows}
 
 
