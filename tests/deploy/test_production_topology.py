@@ -318,7 +318,7 @@ def sequential_versus_parallel(topology: Topology, world: Sandbox) -> dict[str, 
             "peaks in a row": assert_within_budgets(world)}
 
 
-@pytest.mark.measure  # a benchmark, deselected by default: `python -m pytest -m measure tests/deploy -s`
+@pytest.mark.measure  # a benchmark, deselected by default: `python -m pytest -m measure tests/deploy -s -n 0`
 def test_measure_three_syncs_at_once_against_in_a_row(topology: Topology, world: Sandbox) -> None:
     if "deployed" not in STATE:  # run alone (`-m measure` deselects the recipe's test): deploy first
         deploy(topology)
