@@ -116,7 +116,7 @@ def upsert(connection: Connection, table: Table, rows: Sequence[dict[str, Any]],
     if METHOD == "copy":
         return _copy(connection, table, names, rows, sql, converters, changed is not None and bool(columns))
     fetch = changed is not None and conflict is not None and bool(columns)
-    return _execute(connection, sql, _arrays(rows, names, converters), fetch=fetch)
+    return execute_arrays(connection, sql, _arrays(rows, names, converters), fetch=fetch)
 
 
 def update(connection: Connection, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
@@ -135,7 +135,7 @@ def update(connection: Connection, table: Table, key: str, rows: Sequence[dict[s
                f"WHERE {quote(table.name)}.{quote(key)} = u.c0")
         _STATEMENTS[cache_key] = (sql, [convert for _, convert in types])
     sql, converters = _STATEMENTS[cache_key]
-    _execute(connection, sql, _arrays(rows, names, converters), fetch=False)
+    execute_arrays(connection, sql, _arrays(rows, names, converters))
 
 
 def _arrays(rows: Sequence[dict[str, Any]], names: Sequence[str], converters: Sequence[Any]) -> list[list[Any]]:
@@ -148,12 +148,8 @@ def _arrays(rows: Sequence[dict[str, Any]], names: Sequence[str], converters: Se
 
 
 def execute_arrays(connection: Connection, sql: str, arrays: list[list[Any]], *, fetch: bool = False) -> list[Any]:
-    """`_execute` for callers of `array_types`."""
-    return _execute(connection, sql, arrays, fetch=fetch)
-
-
-def _execute(connection: Connection, sql: str, arrays: list[list[Any]], *, fetch: bool) -> list[Any]:
-    """One statement on the raw psycopg cursor (binary arrays), its rows when `fetch`."""
+    """One statement on the raw psycopg cursor, its parameters binary arrays (one per column, or the one array
+    of an `= ANY(%b::text[])`); its rows when `fetch`."""
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(sql, arrays)

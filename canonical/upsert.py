@@ -214,12 +214,8 @@ def delete_where_in(connection: Connection, model: type[SQLModel] | Table, colum
     if connection.dialect.name == "postgresql" and pg_bulk.METHOD != "executemany":
         quote = connection.dialect.identifier_preparer.quote
         sql = f"DELETE FROM {quote(table.name)} WHERE {quote(column)} = ANY(%b::text[])"
-        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            for chunk in chunks(list(values), CHUNK):
-                cursor.execute(sql, [list(chunk)])
-        finally:
-            cursor.close()
+        for chunk in chunks(list(values), CHUNK):
+            pg_bulk.execute_arrays(connection, sql, [list(chunk)])
         return
     for chunk in chunks(list(values), ID_CHUNK):
         connection.execute(delete(table).where(table.c[column].in_(chunk)))
@@ -233,22 +229,16 @@ def fetch_by_ids(connection: Connection, model: type[SQLModel] | Table, ids: Seq
     key = next(iter(table.primary_key.columns))
     wanted = [table.c[name] for name in columns]
     found: dict[str, tuple[Any, ...]] = {}
-    if (connection.dialect.name == "postgresql" and pg_bulk.METHOD != "executemany"
-            and all(type(column.type) in (AutoString, String, Boolean) for column in wanted)):
+    plain = all(type(column.type) in (AutoString, String, Boolean) for column in wanted)
+    if plain and connection.dialect.name == "postgresql" and pg_bulk.METHOD != "executemany":
         quote = connection.dialect.identifier_preparer.quote
         sql = (f"SELECT {', '.join(quote(column.name) for column in (key, *wanted))} FROM {quote(table.name)} "
                f"WHERE {quote(key.name)} = ANY(%b::text[])")
-        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            for chunk in chunks(list(ids), CHUNK):
-                cursor.execute(sql, [list(chunk)])
-                for row in cursor.fetchall():
-                    found[row[0]] = tuple(row[1:])
-        finally:
-            cursor.close()
+        for chunk in chunks(list(ids), CHUNK):
+            found.update((row[0], tuple(row[1:]))
+                         for row in pg_bulk.execute_arrays(connection, sql, [list(chunk)], fetch=True))
         return found
-    if connection.dialect.name == "sqlite" and all(type(column.type) in (AutoString, String, Boolean)
-                                                   for column in wanted):
+    if plain and connection.dialect.name == "sqlite":
         flags = [index for index, column in enumerate(wanted) if type(column.type) is Boolean]
         return _sqlite_fetch(connection, table.name, key.name, [column.name for column in wanted], ids, flags)
     for chunk in chunks(list(ids), ID_CHUNK):
