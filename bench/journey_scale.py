@@ -177,7 +177,7 @@ def peak_mb() -> float:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
-    except OSError:
+    except OSError:  # no /proc (not Linux): the closest figure the platform gives
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
