@@ -26,6 +26,8 @@ from sqlalchemy.engine import make_url
 
 from canonical.db import make_engine
 from canonical.schema import upgrade
+from connectors.hubspot.reference import EVENTS_PATH
+from sandbox.common.faults import FaultConfig, FaultRule
 from sandbox.runtime import Sandbox
 from sandbox.truthcheck import check
 from tests.conftest import POSTGRES_URL
@@ -200,10 +202,16 @@ def test_a_worker_killed_mid_pull_loses_and_doubles_nothing(topology: Topology, 
     assert sum(at_kill.values()) < sum(reference_stored.values()), "the pull had finished before the kill"
     topology.start_workers(worker)
 
-    # two runs of the same CRM at once: one goes on from the killed run's cursors, the other waits per object
+    # two runs of the same CRM at once: one goes on from the killed run's cursors, the other waits per object.
+    # The first email-events request after the kill is held 20 s (under the client's 30 s read timeout), so the
+    # two runs surely meet on that object however far apart the workers pick them up.
     world.reset_request_logs()
-    again = topology.run_many([("sync-crm/sync-one-crm", {"system": "hubspot"})] * 2)
-    runs = topology.wait(again, timeout=240)
+    world.set_faults("hubspot", FaultConfig(rules=[FaultRule(kind="delay", path=EVENTS_PATH, delay_seconds=20)]))
+    try:
+        again = topology.run_many([("sync-crm/sync-one-crm", {"system": "hubspot"})] * 2)
+        runs = topology.wait(again, timeout=240)
+    finally:
+        world.set_faults("hubspot", FaultConfig())
     assert [run["state"]["type"] for run in runs.values()] == ["COMPLETED", "COMPLETED"]
     assert stored(canonical, "hubspot") == reference_stored, "lost or doubled records"
     # every record read and counted once over the killed run and the two after it: as one uninterrupted pull
