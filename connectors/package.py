@@ -9,6 +9,7 @@ blocks), so a package asks `provided(name)` and `secret(name)` rather than readi
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -80,3 +81,11 @@ class ConnectorPackage:
     settings: type[ConnectorSettings]
     rate: tuple[int, float]                    # default API budget: (burst, requests per second)
     open: Callable[[Any, RetryPolicy, Throttle | None], Connector]
+
+
+def lazy_export(package: str, name: str, modules: dict[str, str]) -> Any:
+    """A connector package's `__getattr__`: its public names come from its modules on first use, so that a
+    process reading only the registry (the mapping worker) never loads a client and its SDK (~40 MB)."""
+    if name not in modules:
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{package}.{modules[name]}"), name)

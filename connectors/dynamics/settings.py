@@ -3,13 +3,15 @@ connector is built."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import SecretStr
 
-from connectors.dynamics import DynamicsConfig, DynamicsConnector
 from connectors.package import ConnectorPackage, ConnectorSettings, Throttle, settings_config, url_problem
 from connectors.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from connectors.dynamics.connector import DynamicsConnector
 
 
 class DynamicsSettings(ConnectorSettings):
@@ -70,6 +72,10 @@ class DynamicsSettings(ConnectorSettings):
 
 
 def open_dynamics(settings: DynamicsSettings, retry: RetryPolicy, throttle: Throttle | None) -> DynamicsConnector:
+    # imported when a connector is opened: the registry is read by processes that never open one (the
+    # mapping worker), and the client and its SDK cost them ~40 MB
+    from connectors.dynamics.client import DynamicsConfig
+    from connectors.dynamics.connector import DynamicsConnector
     return DynamicsConnector(DynamicsConfig(
         url=settings.url or "", access_token=settings.secret("access_token"), token_url=settings.resolved_token_url,
         client_id=settings.client_id, client_secret=settings.secret("client_secret"),

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import SecretStr
 
-from connectors.hubspot.client import HubSpotConfig
-from connectors.hubspot.connector import HubSpotConnector
 from connectors.package import ConnectorPackage, ConnectorSettings, Throttle, settings_config, url_problem
 from connectors.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from connectors.hubspot.connector import HubSpotConnector
 
 
 class HubSpotSettings(ConnectorSettings):
@@ -30,6 +33,10 @@ class HubSpotSettings(ConnectorSettings):
 
 
 def open_hubspot(settings: HubSpotSettings, retry: RetryPolicy, throttle: Throttle | None) -> HubSpotConnector:
+    # imported when a connector is opened: the registry is read by processes that never open one (the
+    # mapping worker), and the client and its SDK cost them ~40 MB
+    from connectors.hubspot.client import HubSpotConfig
+    from connectors.hubspot.connector import HubSpotConnector
     return HubSpotConnector(HubSpotConfig(access_token=settings.token() or "", base_url=settings.base_url,
                                           retry=retry, throttle=throttle))
 

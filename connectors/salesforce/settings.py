@@ -3,14 +3,15 @@ built."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr
 
 from connectors.package import ConnectorPackage, ConnectorSettings, Throttle, settings_config, url_problem
 from connectors.retry import RetryPolicy
-from connectors.salesforce.client import SalesforceConfig
-from connectors.salesforce.connector import SalesforceConnector
+
+if TYPE_CHECKING:
+    from connectors.salesforce.connector import SalesforceConnector
 
 
 class SalesforceSettings(ConnectorSettings):
@@ -81,6 +82,10 @@ class SalesforceSettings(ConnectorSettings):
 
 def open_salesforce(settings: SalesforceSettings, retry: RetryPolicy,
                     throttle: Throttle | None) -> SalesforceConnector:
+    # imported when a connector is opened: the registry is read by processes that never open one (the
+    # mapping worker), and the client and its SDK cost them ~40 MB
+    from connectors.salesforce.client import SalesforceConfig
+    from connectors.salesforce.connector import SalesforceConnector
     return SalesforceConnector(SalesforceConfig(
         instance_url=settings.instance_url or "", access_token=settings.secret("access_token"),
         username=settings.username, password=settings.secret("password"),
