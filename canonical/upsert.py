@@ -235,13 +235,21 @@ def _sqlite_run(connection: Connection, sql: str, bind: Binder, rows: Sequence[d
 def delete_where_in(connection: Connection, model: type[SQLModel] | Table, column: str, values: Sequence[str]) -> None:
     """`DELETE … WHERE column IN values` for a text column: on PostgreSQL one `= ANY(array)` statement per
     chunk (a page's 1,000 keys as one binary parameter, not a compiled statement of 500 bound values, twice),
-    on SQLite chunks under its parameter limit."""
+    on SQLite one prepared `= ?` statement run for each value."""
     table = table_of(model)
     if connection.dialect.name == "postgresql" and pg_bulk.METHOD != "executemany":
         quote = connection.dialect.identifier_preparer.quote
         sql = f"DELETE FROM {quote(table.name)} WHERE {quote(column)} = ANY(%b::text[])"
         for chunk in chunks(list(values), CHUNK):
             pg_bulk.execute_arrays(connection, sql, [list(chunk)])
+        return
+    if connection.dialect.name == "sqlite":  # on the DBAPI cursor, nothing to compile (a SQLAlchemy IN of 500
+        if values:                          # values cost ~4 µs per email event)
+            cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.executemany(f'DELETE FROM "{table.name}" WHERE "{column}" = ?', [(value,) for value in values])
+            finally:
+                cursor.close()
         return
     for chunk in chunks(list(values), ID_CHUNK):
         connection.execute(delete(table).where(table.c[column].in_(chunk)))
