@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, fie
 from pydantic.fields import FieldInfo
 from sqlmodel import SQLModel
 
+from canonical.fastpath import FastRow, fast_row
 from canonical.models import (
     AssociationBase,
     CompanyBase,
@@ -197,3 +198,9 @@ def quarantine_reason(error: ValidationError) -> tuple[str, str]:
     if first["type"] == "missing" or "missing" in first.get("msg", ""):
         return "missing_required_field", f"{location}: {first['msg']}"
     return "invalid_value", f"{location}: {first['msg']} (got {first.get('input')!r:.80})"
+
+
+#: Each write model's plain-function check for plainly valid values read off a clean document
+#: (`canonical.fastpath`; None: always validated by pydantic).
+FAST_ROWS: dict[str, FastRow | None] = {
+    entity: fast_row(model, model._text_limits) for entity, model in WRITE_MODELS.items()}

@@ -9,7 +9,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from canonical.inputs import CLEAN, WRITE_MODELS, quarantine_reason
+from canonical.fastpath import FastRow
+from canonical.inputs import CLEAN, FAST_ROWS, WRITE_MODELS, quarantine_reason
 from journeyhub.ingest import transforms
 from journeyhub.ingest.spec import (
     SYSTEM_NAMES,
@@ -191,6 +192,7 @@ class _RowPlan:
     """One canonical row's fields, each compiled once into a function of the record."""
 
     model: type[Any]
+    fast: FastRow | None  # the model's checks for plainly valid values (`canonical.fastpath`)
     fields: list[tuple[str, Getter]]
     custom: list[tuple[str, Getter]]
     people: list[tuple[Getter | None, Probe, str | None]]  # (getter or None = self, is any path present, label)
@@ -236,6 +238,7 @@ class Mapper:
               people: list[PeopleSpec]) -> _RowPlan:
         return _RowPlan(
             WRITE_MODELS[entity],
+            FAST_ROWS[entity],
             [(name, self._compile(spec, name)) for name, spec in fields.items()],
             [(name, self._compile(spec, f"custom.{name}")) for name, spec in custom.items()],
             [(None if spec.self_ else self._compile(spec, "people"), _probe(_paths(spec)), spec.label)
@@ -250,6 +253,10 @@ class Mapper:
             if value is not None:
                 extra[name] = _jsonable(value)
         values["custom"] = extra or None
+        if clean and plan.fast is not None:  # values of a clean document that are plainly valid: no pydantic
+            row = plan.fast(values)
+            if row is not None:
+                return MappedRow(plan.model.entity, key, row, self._people(plan, document, owner_key))
         try:
             model = plan.model.model_validate(values, context=CLEAN if clean else None)
         except ValidationError as error:
