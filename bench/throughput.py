@@ -27,6 +27,7 @@ import argparse
 import csv
 import io
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -71,18 +72,51 @@ def database(kind: str, scratch: Path, postgres: str | None) -> Iterator[str]:
     assert postgres is not None
     admin = make_engine(postgres, isolation_level="AUTOCOMMIT")
     name = f"n_throughput_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin.url.set(database=name).render_as_string(hide_password=False)
     try:
-        engine = make_engine(url)
-        upgrade(engine)
-        engine.dispose()
-        yield url
+        with terminate_as_interrupt():
+            with admin.connect() as connection:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+            url = admin.url.set(database=name).render_as_string(hide_password=False)
+            engine = make_engine(url)
+            upgrade(engine)
+            engine.dispose()
+            yield url
     finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+        with interrupts_held():  # a second Ctrl-C must not cut the drop short
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a `kill`, a timeout) raises KeyboardInterrupt as Ctrl-C does, so the `finally` that drops the
+    scratch database runs; by default SIGTERM ends the process at once and leaves the database behind."""
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def interrupts_held() -> Iterator[None]:
+    """SIGINT and SIGTERM received in the block are held until it is done, then end the run as Ctrl-C does."""
+    held: list[int] = []
+    previous = {number: signal.signal(number, lambda signum, frame: held.append(signum)) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if held:
+        raise KeyboardInterrupt(f"signal {held[0]}")
 
 
 def worker_cpu() -> float:
