@@ -38,7 +38,7 @@ from simple_salesforce.exceptions import (
 )
 from simple_salesforce.login import SalesforceLogin
 
-from connectors import retry
+from connectors import jsonbody, retry
 from connectors.breaker import CONNECT_TIMEOUT, Breaker, connection_failure, failed_to_connect
 from connectors.errors import (
     AuthError,
@@ -97,6 +97,16 @@ class BulkJobGone(Exception):
 
 
 # ------------------------------------------------------------------------------------------------ transport
+class OrjsonSalesforce(Salesforce):
+    """simple-salesforce's client with its answers decoded by orjson (`connectors.jsonbody`, the standard
+    library for what orjson refuses). Its own `Response.json()` guesses the text's encoding and runs the
+    standard library's decoder: ~4% of a Salesforce sync's CPU for 2,000-record query batches. The objects are
+    the same: plain dicts (the client asks for `object_pairs_hook=dict`), floats as Python parses them."""
+
+    def parse_result_to_json(self, result: requests.Response) -> Any:
+        return jsonbody.decode(result.content)
+
+
 class Transport(HTTPAdapter):
     """Meters every HTTP call, remembers the last response, applies the timeout, and rewrites hosts.
 
@@ -212,8 +222,8 @@ class SalesforceClient:
     # ------------------------------------------------------------------ login
     def _connect(self) -> Salesforce:
         token = self.config.access_token or self._login()
-        return Salesforce(instance_url=self.endpoints.instance_url, session_id=token, session=self.session,
-                          version=self.config.api_version, object_pairs_hook=dict)
+        return OrjsonSalesforce(instance_url=self.endpoints.instance_url, session_id=token, session=self.session,
+                                version=self.config.api_version, object_pairs_hook=dict)
 
     def _login(self) -> str:
         """Log in with the configured flow; simple-salesforce's login returns (session id, instance host).
@@ -253,8 +263,8 @@ class SalesforceClient:
 
     def refresh(self) -> None:
         """Log in again (a refreshable flow only); the next call uses the new session."""
-        self._sf = Salesforce(instance_url=self.endpoints.instance_url, session_id=self._login(),
-                              session=self.session, version=self.config.api_version, object_pairs_hook=dict)
+        self._sf = OrjsonSalesforce(instance_url=self.endpoints.instance_url, session_id=self._login(),
+                                    session=self.session, version=self.config.api_version, object_pairs_hook=dict)
 
     # ------------------------------------------------------------------ calls
     def call(self, what: str, fn: Callable[[Salesforce], T], *, sobject: str | None = None) -> T:
