@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from itertools import groupby
 from typing import TypeVar
 
@@ -52,12 +52,20 @@ def waves(names: list[str], mappings: dict[str, MappingSpec]) -> Iterator[list[s
 
 def run_wave(pull: Callable[[str], Result], names: list[str], width: int) -> list[Result]:
     """`pull(name)` for every name, `width` at a time, results in the order of `names`. One at a time is the
-    plain loop in the caller's thread. An exception is raised once every pull started has ended (the first
-    in `names`' order); `pull` itself decides whether the others still start."""
+    plain loop in the caller's thread. A pull's exception is raised once every pull started has ended (the
+    first in `names`' order); `pull` itself decides whether the others still start. An interruption of the
+    caller (a stop signal: `cli.stop`) cancels the pulls not started and returns at once, as the plain loop
+    would: the ones in flight are the process's exit to end, their uncommitted pages roll back."""
     if width <= 1 or len(names) <= 1:
         return [pull(name) for name in names]
-    with ThreadPoolExecutor(max_workers=min(width, len(names)), thread_name_prefix="object-pull") as pool:
+    pool = ThreadPoolExecutor(max_workers=min(width, len(names)), thread_name_prefix="object-pull")
+    try:
         futures = [pool.submit(contextvars.copy_context().run, _apart, pull, name) for name in names]
+        wait(futures)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     return [future.result() for future in futures]
 
 
