@@ -1,10 +1,12 @@
 """Object types of one CRM pulled at once (`flows.waves`): the same canonical rows and per-object counts as
 one after another, on SQLite and PostgreSQL; a fatal error stops the CRM with one message; each read's
-request counts stay its own under threads; the CRM's API budget still bounds the requests."""
+request counts stay its own under threads; the CRM's API budget still bounds the requests; a stop signal
+starts no other pull."""
 
 from __future__ import annotations
 
 import contextvars
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +23,7 @@ from connectors.errors import AuthError
 from connectors.meter import RequestMeter, counted_apart
 from flows import sync as sync_flow
 from flows.sync import BatchResult, SystemSync, pull_batch_plain, sync_system
+from flows.waves import run_wave
 from journeyhub.ingest.readahead import ReadAhead
 from journeyhub.settings import Settings
 from sandbox.runtime import Sandbox
@@ -206,3 +209,35 @@ def test_objects_pulled_at_once_keep_to_the_crm_budget(sandbox: Sandbox, tmp_pat
     allowed = budget(rate, window)
     assert len(times) > allowed, "too few requests to put the budget to the test"
     assert peak(times, window) <= allowed, f"{peak(times, window)} requests in {window} s, budget {allowed}"
+
+
+class Stopped(BaseException):
+    """What `cli.stop` raises in the main thread on a stop signal."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise Stopped(signum)
+
+
+def test_a_stop_signal_during_a_wave_starts_no_other_pull_and_returns_at_once() -> None:
+    started: list[str] = []
+    release, ended = threading.Event(), {name: threading.Event() for name in "abcd"}
+
+    def pull(name: str) -> str:
+        started.append(name)
+        release.wait(30)
+        ended[name].set()
+        return name
+
+    previous = signal.signal(signal.SIGUSR1, _stop)
+    try:
+        threading.Timer(0.3, signal.pthread_kill, (threading.main_thread().ident, signal.SIGUSR1)).start()
+        with pytest.raises(Stopped):
+            run_wave(pull, list("abcd"), 2)
+        assert not release.is_set() and sorted(started) == ["a", "b"], "returned with the two in flight"
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        release.set()
+    assert ended["a"].wait(10) and ended["b"].wait(10)
+    time.sleep(0.2)  # the pool's threads would have taken c and d by now, had they not been cancelled
+    assert sorted(started) == ["a", "b"]
