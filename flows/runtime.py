@@ -105,8 +105,9 @@ def run_log(message: str, *args: Any, level: int = 20) -> None:
 class ProgressLog:
     """Progress of long pulls as run-log lines — records so far, rate, elapsed — at most one line per
     object every `every` seconds, so short pulls log none. Call it after each batch with the object's
-    counts so far (`sync_system`'s `progress`); an object is timed from the previous object's last batch
-    of the same CRM (objects of one CRM are pulled one after another)."""
+    counts so far (`sync_system`'s `progress`); an object is timed from the last batch of the same CRM before
+    its first one (the previous object's, or, with objects pulled at once, a neighbour's: an elapsed time that
+    may start a little early, never late). Safe to call from the threads that pull them."""
 
     def __init__(self, log: Callable[..., None] = run_log, every: float = 10.0) -> None:
         self.log, self.every = log, every

@@ -37,6 +37,7 @@ from flows.runtime import (
     run_name,
     under_prefect,
 )
+from flows.waves import concurrency, run_wave, waves
 from journeyhub.config import load_mappings
 from journeyhub.connections import open_connector
 from journeyhub.ingest.loader import Counts, PageLoader
@@ -120,8 +121,13 @@ class SystemSync:
 
     def problems(self) -> list[str]:
         """One line per object that failed (and why the CRM stopped), for messages and logs."""
-        lines = [f"{self.system} {item.object_type} {item.status}: {item.error}"
-                 for item in self.objects if item.status != "succeeded"]
+        lines, fatal = [], set[str | None]()
+        for item in self.objects:
+            if item.status == "succeeded" or (item.stopped_crm and item.error in fatal):
+                continue  # objects pulled at once may meet the same fatal error: it is said once
+            if item.stopped_crm:
+                fatal.add(item.error)
+            lines.append(f"{self.system} {item.object_type} {item.status}: {item.error}")
         if self.error and not any(item.error == self.error for item in self.objects):
             lines.append(f"{self.system} stopped: {self.error}")
         return lines
@@ -216,25 +222,44 @@ def sync_system(settings: Settings, system: SystemName, *, full: bool = False, o
                 run_id: str | None = None, pull: Callable[..., BatchResult] = pull_batch_plain,
                 progress: Callable[[str, str, Counts], None] | None = None) -> SystemSync:
     """Pull every mapped object of one CRM, in dependency order, recording a run per object; one run at a time
-    writes an object (`journeyhub.ingest.writer_lock`)."""
+    writes an object (`journeyhub.ingest.writer_lock`). The objects of one dependency step are pulled
+    `object_concurrency` at a time (`flows.waves`), so the CRM's API budget sets the pace, not this loop."""
     context = hub_context(settings)
     run_id = run_id or new_run_id()
     result = SystemSync(system, run_id)
     mappings = load_mappings(context.mappings, system)
-    for object_type in ordered_objects(mappings, objects):
-        with writer_lock(context.engine, system, object_type, on_wait=partial(run_log, WAITING, system, object_type)):
-            item = pull_object(settings, context, system, mappings[object_type], full=full, run_id=run_id,
-                               pull=pull, progress=progress)
-        result.objects.append(item)
+    width = concurrency(settings, context.engine, system)
+    stop = threading.Event()  # a fatal error: objects not started yet are not started
+
+    def one(object_type: str) -> ObjectResult | None:
+        if stop.is_set():
+            return None
+        try:
+            with writer_lock(context.engine, system, object_type,
+                             on_wait=partial(run_log, WAITING, system, object_type)):
+                item = pull_object(settings, context, system, mappings[object_type], full=full, run_id=run_id,
+                                   pull=pull, progress=progress)
+        except BaseException:
+            stop.set()
+            raise
         if item.stopped_crm:  # a fatal error is the CRM's (credentials, permissions), not one object's
-            result.error = item.error
+            stop.set()
+        elif item.status != "failed":
+            counts = item.counts
+            run_log("%s %s: read %d, inserted %d, updated %d, deleted %d, quarantined %d, skipped %d, "
+                    "%d API calls", system, object_type, counts.records_read, counts.inserted, counts.updated,
+                    counts.deleted, counts.quarantined, counts.skipped, counts.api_calls)
+        return item
+
+    for wave in waves(ordered_objects(mappings, objects), mappings):
+        for item in run_wave(one, wave, width):
+            if item is None:
+                continue
+            result.objects.append(item)
+            if item.stopped_crm and result.error is None:
+                result.error = item.error
+        if stop.is_set():
             break
-        if item.status == "failed":
-            continue
-        counts = item.counts
-        run_log("%s %s: read %d, inserted %d, updated %d, deleted %d, quarantined %d, skipped %d, %d API calls",
-                system, object_type, counts.records_read, counts.inserted, counts.updated, counts.deleted,
-                counts.quarantined, counts.skipped, counts.api_calls)
     return result
 
 

@@ -161,6 +161,8 @@ class Settings(ReadsHubEnvironment, BaseSettings):
                                                   "one reads and writes")
     map_in_worker_after: int = Field(1000, ge=0, description="records a pull reads before its mapping moves to "
                                                              "the worker (small incremental pulls never start it)")
+    object_concurrency: int = Field(4, ge=1, description="object types of one CRM pulled at once, within its API "
+                                                         "budget (1: one after another)")
     unreachable_seconds: float = Field(30.0, gt=0, description="a CRM host that gives no answer at all for this "
                                                                "long is given up on for the run")
 

@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from canonical.db import make_engine
 from canonical.schema import upgrade
 from connectors.hubspot.reference import EVENTS_PATH
+from journeyhub.settings import Settings
 from sandbox.common.faults import FaultConfig, FaultRule
 from sandbox.runtime import Sandbox
 from sandbox.truthcheck import check
@@ -225,7 +226,9 @@ def test_a_worker_killed_mid_pull_loses_and_doubles_nothing(topology: Topology, 
             "SELECT COUNT(*) FROM sync_run WHERE run_id = :r AND status = 'failed' AND error LIKE 'interrupted%'"),
             {"r": killed}).scalar()
         running = connection.execute(text("SELECT COUNT(*) FROM sync_run WHERE status = 'running'")).scalar()
-    assert interrupted == 1 and running == 0, "the killed run's object was not closed as interrupted"
+    # each object in flight at the kill (up to JOURNEYHUB_OBJECT_CONCURRENCY of one wave) is closed as interrupted
+    in_flight = Settings.model_fields["object_concurrency"].default
+    assert 1 <= interrupted <= in_flight and running == 0, "the killed run's objects were not closed as interrupted"
     STATE["peaks-resume"] = assert_within_budgets(world, {"hubspot": RATES["hubspot"]})
 
 
