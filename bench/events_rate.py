@@ -1,6 +1,7 @@
 """HubSpot email events per second through what a pull does after reading a page (issue 18: ≥ 20,000/s).
 
     python bench/events_rate.py --events 20000 [--postgres URL] [--repeats 3] [--compare OLD_CHECKOUT]
+    python bench/events_rate.py --postgres URL --explain   # where the server spends one page's time
 
 Builds `--events` legacy email events in the emulator's shape (SENT, DELIVERED, OPEN, CLICK, BOUNCE, … with
 `sentBy`, `url`, `category`), 1,000 a page, and times, per page:
@@ -135,6 +136,43 @@ def measure(count: int, postgres: str | None) -> dict[str, float]:
     return result
 
 
+SUMMARY = ("Insert on", "Delete on", "Update on", "Conflict", "Tuples", "Buffers", "WAL", "Planning Time",
+           "Execution Time")
+
+
+def explain(postgres: str, count: int = 3000) -> None:
+    """`EXPLAIN (ANALYZE, BUFFERS, WAL)` of each statement the writer sends for one page on PostgreSQL (the
+    second page: the first also pays the connection's catalog warm-up), each run in a savepoint rolled back
+    before the statement itself runs, so the page is written as usual. Statements reach the server through
+    psycopg's cursor, whichever layer built them: that is where this looks."""
+    import psycopg
+
+    execute = psycopg.Cursor.execute
+    pages = {"n": 0}
+
+    def explained(cursor: Any, query: Any, params: Any = None, *args: Any, **kwargs: Any) -> Any:
+        sql = query if isinstance(query, str) else str(query)
+        if pages["n"] == 2 and sql.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE", "SELECT")):
+            cursor.connection.execute("SAVEPOINT explain_page")
+            plan = [row[0] for row in execute(cursor, "EXPLAIN (ANALYZE, BUFFERS, WAL) " + sql, params).fetchall()]
+            cursor.connection.execute("ROLLBACK TO SAVEPOINT explain_page")
+            print("==", " ".join(sql.split())[:100])
+            print("\n".join(f"   {line.strip()[:110]}" for line in plan if line.strip().startswith(SUMMARY)))
+        return execute(cursor, query, params, *args, **kwargs)
+
+    from journeyhub.ingest.loader import PageLoader
+
+    write = PageLoader.write
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        pages["n"] += 1
+        return write(self, *args, **kwargs)
+
+    psycopg.Cursor.execute = explained  # type: ignore[method-assign]
+    PageLoader.write = counted  # type: ignore[method-assign]
+    measure(count, postgres)
+
+
 def run(checkout: Path | None, count: int, postgres: str | None) -> dict[str, float]:
     """One measurement in a fresh process, with `checkout`'s code (None: this one's)."""
     root = checkout or HERE.parent
@@ -170,8 +208,14 @@ def main() -> None:
     parser.add_argument("--postgres", help="server URL: also measure PostgreSQL (a scratch database per run)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compare", type=Path, help="a checkout of the old code, measured alternately")
+    parser.add_argument("--explain", action="store_true", help="with --postgres: EXPLAIN one page's statements")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.explain:
+        if not args.postgres:
+            parser.error("--explain needs --postgres")
+        explain(args.postgres)
+        return
     if args.child:
         sys.path.insert(0, str(Path.cwd()))
         from flows.process import tune_gc
