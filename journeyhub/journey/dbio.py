@@ -13,8 +13,9 @@ the table, `write_update` and `write_upsert` as one `UPDATE … FROM unnest(…)
 unnest(…) ON CONFLICT` whose columns travel as binary arrays (`canonical.pg_bulk`). They used a temporary staging
 table per call (CREATE, COPY, ANALYZE, then the statement): four round trips, and catalog rows created and
 dropped each time, which without autovacuum pile up in pg_class and pg_attribute; `unnest` of a bound array is
-planned with its real length, so it joins by index without any ANALYZE. On SQLite, in-process, executemany is
-the fastest path and is kept.
+planned with its real length, without any ANALYZE. On SQLite, in-process, executemany is
+the fastest path and is kept. An update's block is joined to its table through the key's index (`index_joins`):
+the planner's choice, a hash of the whole table per block, made the writes grow with the square of the pass.
 """
 
 from __future__ import annotations
