@@ -14,8 +14,8 @@ unnest(…) ON CONFLICT` whose columns travel as binary arrays (`canonical.pg_bu
 table per call (CREATE, COPY, ANALYZE, then the statement): four round trips, and catalog rows created and
 dropped each time, which without autovacuum pile up in pg_class and pg_attribute; `unnest` of a bound array is
 planned with its real length, without any ANALYZE. On SQLite, in-process, executemany is
-the fastest path and is kept. An update's block is joined to its table through the key's index (`index_joins`):
-the planner's choice, a hash of the whole table per block, made the writes grow with the square of the pass.
+the fastest path and is kept. The tagger's small update blocks are joined to `customer` through its key's index
+(`index_joins`): the planner's choice, a hash of the whole table per block, grew with the square of the pass.
 """
 
 from __future__ import annotations
@@ -158,9 +158,8 @@ def write_update(connection: Connection, table: str, columns: Sequence[str], row
         return
     aliases = ", ".join(f"c{index}" for index in range(len(columns) + 1))
     assignments = ", ".join(f"{name} = u.c{index}" for index, name in enumerate(columns))
-    with index_joins(connection):
-        _unnest(connection, table, (*columns, key), rows, lambda arrays: (
-            f"UPDATE {table} t SET {assignments} FROM {arrays} AS u({aliases}) WHERE t.{key} = u.c{len(columns)}"))
+    _unnest(connection, table, (*columns, key), rows, lambda arrays: (
+        f"UPDATE {table} t SET {assignments} FROM {arrays} AS u({aliases}) WHERE t.{key} = u.c{len(columns)}"))
 
 
 #: the join methods `index_joins` turns off for its statements
@@ -173,7 +172,9 @@ def index_joins(connection: Connection) -> Iterator[None]:
     The planner otherwise hashes the whole table for every block (a `UPDATE … FROM unnest(…)` of 2,000 rows
     costed a nested loop of 2,000 index probes above a sequential scan of 50,000 customers): each block's
     update then read every page of `customer` or `person_record`, which at 200,000 customers no longer fit
-    PostgreSQL's buffer cache, so a pass's writes grew with the square of its size. Transaction-local
+    PostgreSQL's buffer cache, so a pass's writes grew with the square of its size. For small blocks of a large
+    table only (the tagger's): identity's 5,000-record blocks of `person_record` were slower by index at
+    200,000 customers (random pages instead of one sequential scan). Transaction-local
     settings (`SET LOCAL`), put back to the defaults after the statements; a no-op on SQLite."""
     if connection.dialect.name != "postgresql":
         yield

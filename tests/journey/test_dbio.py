@@ -55,11 +55,12 @@ def test_a_value_longer_than_its_column_is_refused_not_cut(engine_pg_clean: Engi
 
 
 @pytest.mark.postgres
-def test_a_block_update_probes_the_key_index_instead_of_hashing_the_table(engine_pg_clean: Engine,
+def test_a_batch_of_journey_updates_probes_the_key_index_instead_of_hashing_the_table(engine_pg_clean: Engine,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """Hashing the whole table for every block made a pass's updates grow with the square of its size."""
     from canonical import pg_bulk
     from journeyhub.journey.dbio import analyze
+    from journeyhub.journey.tagger import BatchResult, write_batch
 
     with transaction(engine_pg_clean) as connection:
         write_upsert(connection, "customer", ("id",), "id", (), [(f"cus_{index:05d}",) for index in range(20_000)])
@@ -72,12 +73,14 @@ def test_a_block_update_probes_the_key_index_instead_of_hashing_the_table(engine
         return execute(connection, sql, arrays, fetch=fetch)
 
     monkeypatch.setattr(pg_bulk, "execute_arrays", explained)
-    with transaction(engine_pg_clean) as connection:
-        rows = [("new", f"cus_{index:05d}") for index in range(0, 20_000, 20)]
-        write_update(connection, "customer", ("segment",), rows)
+    with transaction(engine_pg_clean) as connection:  # the tagger's batch: journey columns of 1,000 customers
+        later = time_writer("postgresql")(SEEN)
+        updates = [(later, None, None, None, "email", f"cus_{index:05d}") for index in range(0, 20_000, 20)]
+        write_batch(connection, BatchResult([], [], [], updates))
         settings = connection.exec_driver_sql("SELECT current_setting('enable_hashjoin'), "
                                               "current_setting('enable_mergejoin')").one()
     assert len(plans) == 1 and "Index Scan using customer_pkey" in plans[0], plans
     assert tuple(settings) == ("on", "on")  # the rest of the transaction is planned as before
     with engine_pg_clean.connect() as connection:
-        assert connection.exec_driver_sql("SELECT COUNT(*) FROM customer WHERE segment = 'new'").scalar() == 1_000
+        assert connection.exec_driver_sql("SELECT COUNT(*) FROM customer WHERE last_interaction_channel = 'email'"
+                                      ).scalar() == 1_000
