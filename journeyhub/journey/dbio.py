@@ -13,13 +13,15 @@ the table, `write_update` and `write_upsert` as one `UPDATE … FROM unnest(…)
 unnest(…) ON CONFLICT` whose columns travel as binary arrays (`canonical.pg_bulk`). They used a temporary staging
 table per call (CREATE, COPY, ANALYZE, then the statement): four round trips, and catalog rows created and
 dropped each time, which without autovacuum pile up in pg_class and pg_attribute; `unnest` of a bound array is
-planned with its real length, so it joins by index without any ANALYZE. On SQLite, in-process, executemany is
-the fastest path and is kept.
+planned with its real length, without any ANALYZE. On SQLite, in-process, executemany is
+the fastest path and is kept. The tagger's small update blocks are joined to `customer` through its key's index
+(`index_joins`): the planner's choice, a hash of the whole table per block, grew with the square of the pass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from itertools import count
 from typing import Any
@@ -158,6 +160,28 @@ def write_update(connection: Connection, table: str, columns: Sequence[str], row
     assignments = ", ".join(f"{name} = u.c{index}" for index, name in enumerate(columns))
     _unnest(connection, table, (*columns, key), rows, lambda arrays: (
         f"UPDATE {table} t SET {assignments} FROM {arrays} AS u({aliases}) WHERE t.{key} = u.c{len(columns)}"))
+
+
+#: the join methods `index_joins` turns off for its statements
+_SET_JOINS = "SET LOCAL enable_hashjoin = {0}; SET LOCAL enable_mergejoin = {0}"
+
+
+@contextmanager
+def index_joins(connection: Connection) -> Iterator[None]:
+    """PostgreSQL statements inside joining a block's rows to a table by its key through the key's index.
+    The planner otherwise hashes the whole table for every block (a `UPDATE … FROM unnest(…)` of 2,000 rows
+    costed a nested loop of 2,000 index probes above a sequential scan of 50,000 customers): each block's
+    update then read every page of `customer` or `person_record`, which at 200,000 customers no longer fit
+    PostgreSQL's buffer cache, so a pass's writes grew with the square of its size. For small blocks of a large
+    table only (the tagger's): identity's 5,000-record blocks of `person_record` were slower by index at
+    200,000 customers (random pages instead of one sequential scan). Transaction-local
+    settings (`SET LOCAL`), put back to the defaults after the statements; a no-op on SQLite."""
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    connection.exec_driver_sql(_SET_JOINS.format("off"))
+    yield  # on an error the transaction is rolled back, and its local settings with it
+    connection.exec_driver_sql(_SET_JOINS.format("DEFAULT"))
 
 
 def write_upsert(connection: Connection, table: str, columns: Sequence[str], key: str, update: Sequence[str],

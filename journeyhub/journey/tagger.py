@@ -41,6 +41,7 @@ from journeyhub.journey.dbio import (
     fetch_rows,
     ids_parameters,
     in_ids,
+    index_joins,
     mark,
     marks,
     stream_rows,
@@ -312,7 +313,8 @@ def write_batch(connection: Connection, result: BatchResult) -> int:
         connection.exec_driver_sql(f"DELETE FROM stage_history WHERE customer_id IN ({marks(connection, len(chunk))})",
                                    tuple(chunk))
     write_insert(connection, "stage_history", HISTORY_COLUMNS, result.rows)
-    write_update(connection, "customer", JOURNEY_COLUMNS, result.updates)
+    with index_joins(connection):  # 2,000 customers of the whole table: by its key, not a hash of it all
+        write_update(connection, "customer", JOURNEY_COLUMNS, result.updates)
     return len(result.changed)
 
 

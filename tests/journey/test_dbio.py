@@ -52,3 +52,35 @@ def test_a_value_longer_than_its_column_is_refused_not_cut(engine_pg_clean: Engi
     with pytest.raises(psycopg.DataError, match="too long"), transaction(engine_pg_clean) as connection:
         write_upsert(connection, "customer", ("id", "segment"), "id", ("segment",), [("cus_2", "x" * 33)])
     assert _customers(engine_pg_clean) == {"cus_1": (None, None, None, None)}
+
+
+@pytest.mark.postgres
+def test_a_batch_of_journey_updates_probes_the_key_index_instead_of_hashing_the_table(engine_pg_clean: Engine,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hashing the whole table for every block made a pass's updates grow with the square of its size."""
+    from canonical import pg_bulk
+    from journeyhub.journey.dbio import analyze
+    from journeyhub.journey.tagger import BatchResult, write_batch
+
+    with transaction(engine_pg_clean) as connection:
+        write_upsert(connection, "customer", ("id",), "id", (), [(f"cus_{index:05d}",) for index in range(20_000)])
+        analyze(connection, "customer")
+    plans: list[str] = []
+    execute = pg_bulk.execute_arrays
+
+    def explained(connection: object, sql: str, arrays: list[list[object]], *, fetch: bool = False) -> list[object]:
+        plans.append("\n".join(row[0] for row in execute(connection, f"EXPLAIN {sql}", arrays, fetch=True)))
+        return execute(connection, sql, arrays, fetch=fetch)
+
+    monkeypatch.setattr(pg_bulk, "execute_arrays", explained)
+    with transaction(engine_pg_clean) as connection:  # the tagger's batch: journey columns of 1,000 customers
+        later = time_writer("postgresql")(SEEN)
+        updates = [(later, None, None, None, "email", f"cus_{index:05d}") for index in range(0, 20_000, 20)]
+        write_batch(connection, BatchResult([], [], [], updates))
+        settings = connection.exec_driver_sql("SELECT current_setting('enable_hashjoin'), "
+                                              "current_setting('enable_mergejoin')").one()
+    assert len(plans) == 1 and "Index Scan using customer_pkey" in plans[0], plans
+    assert tuple(settings) == ("on", "on")  # the rest of the transaction is planned as before
+    with engine_pg_clean.connect() as connection:
+        assert connection.exec_driver_sql("SELECT COUNT(*) FROM customer WHERE last_interaction_channel = 'email'"
+                                      ).scalar() == 1_000
