@@ -14,6 +14,7 @@ read(object_type, cursor, full=False, fields=None) -> Iterator[Page]
                              tombstones (deleted=True), with their last data where the CRM keeps it
 write(object_type, ops) -> list[WriteResult]
                              batched writes; one result per operation, in order
+concurrent_reads             (class attribute) whether several reads may run at once on one connector
 ```
 and what write-back and reconciliation need, so the hub's core never names a CRM:
 ```
@@ -40,7 +41,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 
 @dataclass(slots=True)
@@ -176,6 +177,10 @@ class MarkedRecord:
 class Connector(Protocol):
     system: str
     api_calls: int
+    #: True promises that one connector may serve several `read()` generators at once, each advanced from its
+    #: own thread: a read keeps what it has in progress to itself, and logins and token refreshes are shared
+    #: (one at a time, once per expiry). False: one read at a time.
+    concurrent_reads: ClassVar[bool] = False
 
     def check(self) -> None: ...
 

@@ -18,6 +18,7 @@ class DynamicsConnector(DynamicsWriteback):
     needs comes from `DynamicsWriteback`."""
 
     system = SYSTEM
+    concurrent_reads = True   # per-read state lives in each read (its page counter, its cursor); the client is shared
 
     def __init__(self, config: DynamicsConfig) -> None:
         self.config = config

@@ -19,6 +19,7 @@ class HubSpotConnector(HubSpotWriteback):
     surprises and how each is handled. What write-back needs comes from `HubSpotWriteback`."""
 
     system = SYSTEM
+    concurrent_reads = True   # per-read state lives in each read (its page counter, its cursor); the client is shared
 
     def __init__(self, config: HubSpotConfig) -> None:
         self.config = config

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -111,6 +112,9 @@ class Transport(HTTPAdapter):
     """Meters every HTTP call, remembers the last response, applies the timeout, and rewrites hosts.
 
     `rewrites` maps a netloc simple-salesforce builds (`https://<netloc>`) to the (scheme, netloc) to use.
+    Several reads may send at once from different threads: `mine` is the last response of the calling
+    thread (the Date and Retry-After of the call just made, not another read's), `last` that of any thread
+    (the org's API usage).
     """
 
     def __init__(self, rewrites: dict[str, tuple[str, str]], timeout: float, meter: RequestMeter) -> None:
@@ -119,6 +123,12 @@ class Transport(HTTPAdapter):
         self.timeout = timeout
         self.meter = meter
         self.last: requests.Response | None = None
+        self._local = threading.local()
+
+    @property
+    def mine(self) -> requests.Response | None:
+        """The last response this thread received."""
+        return getattr(self._local, "response", None)
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         parts = urlsplit(request.url or "")
@@ -129,7 +139,7 @@ class Transport(HTTPAdapter):
             kwargs["timeout"] = (min(CONNECT_TIMEOUT, self.timeout), self.timeout)
         self.meter.request()
         response = super().send(request, **kwargs)
-        self.last = response
+        self.last = self._local.response = response
         return response
 
 
@@ -183,6 +193,7 @@ class SalesforceClient:
         self.session.mount("https://", self.transport)
         self.session.mount("http://", self.transport)
         self._sf: Salesforce | None = None
+        self._login_lock = threading.Lock()   # one login at a time: concurrent reads share the session
         self._described: dict[str, dict[str, dict[str, Any]]] = {}
 
     # ------------------------------------------------------------------ state
@@ -204,7 +215,7 @@ class SalesforceClient:
 
     def server_time(self) -> datetime:
         """The server's clock from the last response's Date header (our own clock when there is none)."""
-        last = self.transport.last
+        last = self.transport.mine
         header = last.headers.get("Date") if last is not None else None
         if header:
             try:
@@ -215,9 +226,14 @@ class SalesforceClient:
 
     @property
     def sf(self) -> Salesforce:
-        if self._sf is None:
-            self._sf = self._connect()
-        return self._sf
+        """The shared session, logged in by the first thread that needs it (the others wait for it)."""
+        sf = self._sf
+        if sf is None:
+            with self._login_lock:
+                if self._sf is None:
+                    self._sf = self._connect()
+                sf = self._sf
+        return sf
 
     # ------------------------------------------------------------------ login
     def _connect(self) -> Salesforce:
@@ -261,18 +277,31 @@ class SalesforceClient:
         return [value for value in (config.password, config.security_token, config.client_secret,
                                     config.access_token) if value and len(value) >= 4]
 
-    def refresh(self) -> None:
-        """Log in again (a refreshable flow only); the next call uses the new session."""
-        self._sf = OrjsonSalesforce(instance_url=self.endpoints.instance_url, session_id=self._login(),
-                                    session=self.session, version=self.config.api_version, object_pairs_hook=dict)
+    def refresh(self, stale: Salesforce | None = None) -> None:
+        """Log in again (a refreshable flow only); the next call uses the new session. Reads that all found
+        `stale` expired at once log in once: the first replaces it, the others find it replaced and retry
+        with the new one."""
+        with self._login_lock:
+            if stale is not None and self._sf is not stale:
+                return
+            self._sf = OrjsonSalesforce(instance_url=self.endpoints.instance_url, session_id=self._login(),
+                                        session=self.session, version=self.config.api_version,
+                                        object_pairs_hook=dict)
 
     # ------------------------------------------------------------------ calls
     def call(self, what: str, fn: Callable[[Salesforce], T], *, sobject: str | None = None) -> T:
         """Run `fn(sf)` under the retry policy with translated errors; `what` names the call in messages."""
-        def attempt() -> T:
-            return self._translated(what, sobject, lambda: fn(self.sf))
+        used: list[Salesforce] = []   # the session the last attempt ran with: the one a refresh replaces
 
-        return retry.call(attempt, refresh=self.refresh if self.refreshable else None, policy=self.config.retry,
+        def attempt() -> T:
+            sf = self.sf
+            used[:] = [sf]
+            return self._translated(what, sobject, lambda: fn(sf))
+
+        def refresh() -> None:
+            self.refresh(used[0] if used else None)
+
+        return retry.call(attempt, refresh=refresh if self.refreshable else None, policy=self.config.retry,
                           breaker=self.breaker)
 
     def _translated(self, what: str, sobject: str | None, fn: Callable[[], T]) -> T:
@@ -353,7 +382,7 @@ class SalesforceClient:
         return FatalError(SYSTEM, detail, status=400)
 
     def _retry_after(self, status: int) -> float | None:
-        last = self.transport.last
+        last = self.transport.mine
         if last is None or last.status_code != status:
             return None
         value = last.headers.get("Retry-After")

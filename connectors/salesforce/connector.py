@@ -19,6 +19,7 @@ class SalesforceConnector(SalesforceWriteback):
     write-back needs comes from `SalesforceWriteback`."""
 
     system = "salesforce"
+    concurrent_reads = True   # per-read state lives in each `ObjectRead`; the client is shared (one login at a time)
 
     def __init__(self, config: SalesforceConfig) -> None:
         self.config = config

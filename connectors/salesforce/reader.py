@@ -32,7 +32,21 @@ NUMBER_TYPES = frozenset({"double", "currency", "percent"})
 
 # ------------------------------------------------------------------------------------------------ reader
 class Reader:
-    """Pages of one sObject; one instance per connector."""
+    """Pages of one sObject; one instance per connector, safe to serve several reads at once from different
+    threads: what one read has in progress (its page counter, the cursor last handed out) lives in the
+    `ObjectRead` made for it, and the client below is shared (`SalesforceClient`)."""
+
+    def __init__(self, client: SalesforceClient, config: SalesforceConfig) -> None:
+        self.client = client
+        self.config = config
+
+    def read(self, object_type: str, cursor: str | None, full: bool = False,
+             fields: Sequence[str] | None = None) -> Iterator[Page]:
+        yield from ObjectRead(self.client, self.config).pages(object_type, cursor, full, fields)
+
+
+class ObjectRead:
+    """One read of one sObject: its requests since the last page and the cursor it last handed out."""
 
     def __init__(self, client: SalesforceClient, config: SalesforceConfig) -> None:
         self.client = client
@@ -41,8 +55,8 @@ class Reader:
         self._last: str | None = None     # the cursor of the last page handed out
 
     # ------------------------------------------------------------------ entry point
-    def read(self, object_type: str, cursor: str | None, full: bool = False,
-             fields: Sequence[str] | None = None) -> Iterator[Page]:
+    def pages(self, object_type: str, cursor: str | None, full: bool = False,
+              fields: Sequence[str] | None = None) -> Iterator[Page]:
         spec = sobject(object_type)
         start = None if full else cursor
         state = State.load(start)

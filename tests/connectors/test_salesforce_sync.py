@@ -315,7 +315,7 @@ def test_hard_deletes_come_from_get_deleted_and_recycle_bin_rows_keep_their_data
         assert not [p for p in client.read("Case", after.dump()) if p.records], "not due again within the hour"
 
         # rows purged from the recycle bin are gone from queryAll too: they come as bare tombstones
-        monkeypatch.setattr(reader_module.Reader, "_by_ids", lambda self, spec, state, chunk: {})
+        monkeypatch.setattr(reader_module.ObjectRead, "_by_ids", lambda self, spec, state, chunk: {})
         pages = list(client.read("Case", state.dump()))
     bare = [r for page in pages for r in page.records if r.data is None]
     assert {r.remote_id for r in bare} == set(cases[:3]) and all(r.deleted for r in bare)
