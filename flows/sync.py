@@ -228,7 +228,7 @@ def sync_system(settings: Settings, system: SystemName, *, full: bool = False, o
     run_id = run_id or new_run_id()
     result = SystemSync(system, run_id)
     mappings = load_mappings(context.mappings, system)
-    width = concurrency(settings, context.engine, system)
+    width = concurrency(settings, context.engine, connector_for(system, settings))
     stop = threading.Event()  # a fatal error: objects not started yet are not started
 
     def one(object_type: str) -> ObjectResult | None:

@@ -22,24 +22,20 @@ from typing import TypeVar
 
 from sqlalchemy import Engine
 
+from connectors.base import Connector
 from connectors.meter import counted_apart
 from journeyhub.ingest.spec import MappingSpec
 from journeyhub.settings import Settings
 
 Result = TypeVar("Result")
 
-#: CRMs whose connector may serve several reads at once. Salesforce's keeps the state of the read in progress
-#: on the connector (its reader's page counter and last cursor, its transport's last response), so its
-#: objects are pulled one after another until that state is per read.
-CONCURRENT_READS = frozenset({"hubspot", "dynamics"})
-
-
-def concurrency(settings: Settings, engine: Engine, system: str) -> int:
-    """Object types of `system` pulled at once: the setting, or 1 where pulls cannot share the connector or
-    the database (an in-memory SQLite database is one per thread)."""
+def concurrency(settings: Settings, engine: Engine, connector: Connector) -> int:
+    """Object types of the connector's CRM pulled at once: the setting, or 1 where pulls cannot share the
+    connector (it does not declare `concurrent_reads`) or the database (an in-memory SQLite database is one
+    per thread)."""
     database = engine.url.database or ""
     in_memory = engine.dialect.name == "sqlite" and (database in ("", ":memory:") or "mode=memory" in database)
-    if in_memory or system not in CONCURRENT_READS:
+    if in_memory or not getattr(connector, "concurrent_reads", False):
         return 1
     return settings.object_concurrency
 
