@@ -8,7 +8,7 @@
 Targets (issue 4): HubSpot ≤ 11 calls per 1,000 records including associations, Salesforce ≤ 1, Dataverse ≤ 1;
 a no-change incremental sync ≤ 1 call per object type; a full HubSpot sync into the canonical database
 ≥ 1.5x the records/s of a bare `hubspot-api-client` loop that discards what it reads; peak memory flat from
-10k to 100k records and under 300 MB.
+10k to 100k records and under 300 MB (issue 18: 1,000,000 records < 300 MB and <= 1.2x 100,000).
 
 The emulators always run in a child process, so client and server never share an interpreter lock and the
 memory figures are the sync's alone. Calls are counted by the emulators' request logs (what the vendor would
@@ -230,9 +230,9 @@ def memory(sizes: list[int]) -> dict[int, float]:
               f"{worker:.0f} MB)", flush=True)
     if len(peaks) > 1:
         low, high = peaks[min(peaks)], peaks[max(peaks)]
-        verdict = "OK" if high < 300 and high - low < 0.25 * low else "NOT FLAT"
-        print(f"growth from {min(peaks):,} to {max(peaks):,} records: {high - low:+.0f} MB "
-              f"(target flat and < 300 MB: {verdict})")
+        verdict = "OK" if high < 300 and high <= 1.2 * low else "NOT MET"
+        print(f"growth from {min(peaks):,} to {max(peaks):,} records: {high - low:+.0f} MB, {high / low:.2f}x "
+              f"(target < 300 MB and <= 1.2x: {verdict})")
     return peaks
 
 
