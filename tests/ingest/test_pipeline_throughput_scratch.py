@@ -18,9 +18,12 @@ from canonical.db import make_engine
 from tests.conftest import POSTGRES_URL
 
 ROOT = Path(__file__).resolve().parents[2]
+#: the child takes Ctrl-C as a terminal's process does: a process started in the background by a shell (a CI
+#: runner's job) inherits SIGINT ignored, and Python then leaves it ignored
 HOLD = """
-import sys, tempfile, time
+import signal, sys, tempfile, time
 from pathlib import Path
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {bench!r})
 import throughput
 with throughput.database("postgresql", Path(tempfile.gettempdir()), {url!r}) as url:
