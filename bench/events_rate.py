@@ -30,11 +30,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from harness import scratch_postgres
 
 HERE = Path(__file__).resolve().parent
 PAGE = 1000
@@ -72,8 +73,6 @@ def events(count: int, seed: int = 7) -> list[dict[str, Any]]:
 @contextmanager
 def database(postgres: str | None) -> Iterator[Any]:
     """A fresh, migrated database: SQLite in a scratch folder, or a scratch database on the server."""
-    from sqlalchemy import text
-
     from canonical.db import make_engine
     from canonical.schema import upgrade
 
@@ -86,19 +85,9 @@ def database(postgres: str | None) -> Iterator[Any]:
             finally:
                 engine.dispose()
         return
-    admin = make_engine(postgres, isolation_level="AUTOCOMMIT")
-    name = f"jh_events_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(admin.url.set(database=name).render_as_string(hide_password=False))
-    upgrade(engine)
-    try:
+    with scratch_postgres(postgres, "jh_events") as engine:
+        upgrade(engine)
         yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def measure(count: int, postgres: str | None) -> dict[str, float]:

@@ -1,7 +1,9 @@
-"""What the benchmarks share: settings that point the hub at emulators and a fresh database."""
+"""What the benchmarks share: settings that point the hub at emulators, a fresh database, a scratch
+PostgreSQL database."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,3 +37,25 @@ def http_calls(counts: dict[str, int]) -> int:
     a `$batch` (under `$batch:<route>`, as they count toward service protection limits); those travel in
     their batch's one request."""
     return sum(count for route, count in counts.items() if not route.startswith("$batch:"))
+
+
+@contextmanager
+def scratch_postgres(url: str, prefix: str) -> Iterator[Any]:
+    """An engine on a new database named `<prefix>_<random>` on the server of `url`, dropped afterwards (its
+    connections too). Imports inside: a benchmark may run it against an older checkout's code."""
+    from sqlalchemy import text
+
+    from canonical.db import make_engine
+
+    admin = make_engine(url, isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(admin.url.set(database=name).render_as_string(hide_password=False))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()

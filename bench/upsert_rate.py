@@ -17,14 +17,14 @@ import argparse
 import statistics
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
-from sqlalchemy import Engine, text
+from harness import scratch_postgres
+from sqlalchemy import Engine
 
 from canonical import pg_bulk
 from canonical.db import make_engine
@@ -96,23 +96,6 @@ def sqlite_database() -> Iterator[Engine]:
             engine.dispose()
 
 
-@contextmanager
-def postgres_database(url: str) -> Iterator[Engine]:
-    """A scratch database on the server, dropped afterwards."""
-    admin = make_engine(url, isolation_level="AUTOCOMMIT")
-    name = f"jh_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(str(admin.url.set(database=name).render_as_string(hide_password=False)))
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
@@ -129,7 +112,7 @@ def main() -> None:
                 database = sqlite_database()
             else:
                 pg_bulk.METHOD = target.split("/")[1]
-                database = postgres_database(args.postgres)
+                database = scratch_postgres(args.postgres, "jh_bench")
             with database as engine:
                 for metric, rate in measure(engine, args.rows).items():
                     results[target].setdefault(metric, []).append(rate)
