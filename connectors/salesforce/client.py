@@ -236,10 +236,11 @@ class SalesforceClient:
         return sf
 
     # ------------------------------------------------------------------ login
-    def _connect(self) -> Salesforce:
-        token = self.config.access_token or self._login()
-        return OrjsonSalesforce(instance_url=self.endpoints.instance_url, session_id=token, session=self.session,
-                                version=self.config.api_version, object_pairs_hook=dict)
+    def _connect(self, token: str | None = None) -> Salesforce:
+        """A client on `token`: the configured access token, else a new login."""
+        return OrjsonSalesforce(instance_url=self.endpoints.instance_url,
+                                session_id=token or self.config.access_token or self._login(),
+                                session=self.session, version=self.config.api_version, object_pairs_hook=dict)
 
     def _login(self) -> str:
         """Log in with the configured flow; simple-salesforce's login returns (session id, instance host).
@@ -284,9 +285,7 @@ class SalesforceClient:
         with self._login_lock:
             if stale is not None and self._sf is not stale:
                 return
-            self._sf = OrjsonSalesforce(instance_url=self.endpoints.instance_url, session_id=self._login(),
-                                        session=self.session, version=self.config.api_version,
-                                        object_pairs_hook=dict)
+            self._sf = self._connect(self._login())
 
     # ------------------------------------------------------------------ calls
     def call(self, what: str, fn: Callable[[Salesforce], T], *, sobject: str | None = None) -> T:
