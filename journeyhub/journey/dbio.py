@@ -15,7 +15,7 @@ table per call (CREATE, COPY, ANALYZE, then the statement): four round trips, an
 dropped each time, which without autovacuum pile up in pg_class and pg_attribute; `unnest` of a bound array is
 planned with its real length, without any ANALYZE. On SQLite, in-process, executemany is
 the fastest path and is kept. The tagger's small update blocks are joined to `customer` through its key's index
-(`index_joins`): the planner's choice, a hash of the whole table per block, grew with the square of the pass.
+(`index_joins`): the planner's own choice at 50,000–100,000 customers was a hash of the whole table per block.
 """
 
 from __future__ import annotations
@@ -169,13 +169,13 @@ _SET_JOINS = "SET LOCAL enable_hashjoin = {0}; SET LOCAL enable_mergejoin = {0}"
 @contextmanager
 def index_joins(connection: Connection) -> Iterator[None]:
     """PostgreSQL statements inside joining a block's rows to a table by its key through the key's index.
-    The planner otherwise hashes the whole table for every block (a `UPDATE … FROM unnest(…)` of 2,000 rows
-    costed a nested loop of 2,000 index probes above a sequential scan of 50,000 customers): each block's
-    update then read every page of `customer` or `person_record`, which at 200,000 customers no longer fit
-    PostgreSQL's buffer cache, so a pass's writes grew with the square of its size. For small blocks of a large
-    table only (the tagger's): identity's 5,000-record blocks of `person_record` were slower by index at
-    200,000 customers (random pages instead of one sequential scan). Transaction-local
-    settings (`SET LOCAL`), put back to the defaults after the statements; a no-op on SQLite."""
+    The planner otherwise hashed the whole table for every block at 50,000–100,000 customers (a `UPDATE … FROM
+    unnest(…)` of 2,000 rows costed a nested loop of 2,000 index probes above a sequential scan of 50,000
+    customers; measured 42 ms by hash against 17 ms by index per block; the tagger's stage writes at 100,000
+    customers 13.4/10.1 s → 7.1/5.0 s). At 200,000 the planner already probes the index, so it changes nothing
+    there. For small blocks of a large table only (the tagger's): identity's 5,000-record blocks of
+    `person_record` were slower by index at 200,000 customers (random pages instead of one sequential scan).
+    Transaction-local settings (`SET LOCAL`), put back to the defaults after the statements; a no-op on SQLite."""
     if connection.dialect.name != "postgresql":
         yield
         return
