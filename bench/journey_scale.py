@@ -30,11 +30,11 @@ import resource
 import statistics
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from harness import scratch_postgres
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 
@@ -340,37 +340,12 @@ def main() -> None:
         compare(args)
         return
     if args.postgres:
-        admin = make_engine(args.postgres, isolation_level="AUTOCOMMIT")
-        name = f"jh_bench_{uuid.uuid4().hex[:8]}"
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        engine = make_engine(admin.url.set(database=name).render_as_string(hide_password=False))
-        try:
+        with scratch_postgres(args.postgres, "jh_bench") as engine:
             measure(engine, "postgresql", args.people, args.interactions, args.profile, args.runs)
-        finally:
-            engine.dispose()
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         return
     with tempfile.TemporaryDirectory() as folder:
         measure(make_engine(f"sqlite:///{Path(folder) / 'bench.db'}"), "sqlite", args.people, args.interactions,
                 args.profile, args.runs)
-
-
-def on_postgres(url: str, run: Any) -> None:
-    """`run(engine)` on a scratch database created on the server, dropped afterwards."""
-    admin = make_engine(url, isolation_level="AUTOCOMMIT")
-    name = f"jh_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(admin.url.set(database=name).render_as_string(hide_password=False))
-    try:
-        run(engine)
-    finally:
-        engine.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def compare(args: argparse.Namespace) -> None:
@@ -379,8 +354,8 @@ def compare(args: argparse.Namespace) -> None:
         reports = {label: str(Path(folder) / f"{label}.json") for label in ("sqlite", "postgresql")}
         measure(make_engine(f"sqlite:///{Path(folder) / 'bench.db'}"), "sqlite", args.people, args.interactions,
                 None, args.runs, reports["sqlite"])
-        on_postgres(args.postgres, lambda engine: measure(engine, "postgresql", args.people, args.interactions,
-                                                          None, args.runs, reports["postgresql"]))
+        with scratch_postgres(args.postgres, "jh_bench") as engine:
+            measure(engine, "postgresql", args.people, args.interactions, None, args.runs, reports["postgresql"])
         sqlite, postgres = (json.loads(Path(reports[label]).read_text()) for label in ("sqlite", "postgresql"))
     same = sqlite["outcome"] == postgres["outcome"]
     print(f"outcome sqlite {sqlite['outcome']}")
