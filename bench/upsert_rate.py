@@ -2,7 +2,7 @@
 
 Measures (1) the raw batch upsert of canonical rows (`canonical.upsert.upsert`, ON CONFLICT, inserting then
 updating the same rows) and (2) the whole page loader (mapping + provenance + canonical rows + associations,
-one transaction per page, as a sync stores data).
+one transaction per page, written as a sync writes them: `OrderedWrites`).
 
     python bench/upsert_rate.py --rows 100000
     python bench/upsert_rate.py --rows 100000 --postgres postgresql://postgres@127.0.0.1:5432/postgres
@@ -34,6 +34,7 @@ from canonical.upsert import upsert
 from connectors.base import Page, RemoteRecord
 from journeyhub.ingest.loader import PageLoader
 from journeyhub.ingest.spec import MappingSpec
+from journeyhub.ingest.write_behind import OrderedWrites
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 CALLS = MappingSpec.model_validate(yaml.safe_load("""
@@ -79,9 +80,14 @@ def measure(engine: Engine, rows: int) -> dict[str, float]:
     loader = PageLoader(engine, "hubspot", {"calls": CALLS}, run_id="bench")
     page_size = 1000
     pages = [Page("calls", call_records(start, page_size), cursor=str(start)) for start in range(0, rows, page_size)]
+    writes = OrderedWrites(loader, None, lambda counts: None)  # as a pull writes (PostgreSQL: write-behind)
     started = time.perf_counter()
-    for page in pages:
-        loader.store(page)
+    try:
+        for page in pages:
+            writes.write(loader.prepare(page))
+        writes.finish()
+    finally:
+        writes.close()
     rates["page loader, records/s"] = rows / (time.perf_counter() - started)
     return rates
 

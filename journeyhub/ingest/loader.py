@@ -108,6 +108,42 @@ class Prepared:
 
 
 @dataclass
+class PageRows:
+    """What a page's transaction writes, statement by statement, built from its changed records."""
+
+    now: datetime  # the page's time stamp
+    sources: list[dict[str, Any]] = field(default_factory=list)  # provenance of records and derived rows
+    tombstones: list[dict[str, Any]] = field(default_factory=list)  # bare deletions
+    entities: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    asserting: list[str] = field(default_factory=list)  # rows whose relations are replaced
+    links: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    merges: list[tuple[str, str]] = field(default_factory=list)  # (loser, survivor)
+
+    def written_keys(self) -> set[str]:
+        """Every source key whose provenance the statements change."""
+        return ({row["id"] for row in self.sources} | {row["id"] for row in self.tombstones}
+                | {key for pair in self.merges for key in pair})
+
+
+@dataclass
+class StagedPage:
+    """A page classified and its rows built (`PageLoader.stage`): what its transaction is left to send."""
+
+    prepared: Prepared
+    counts: Counts
+    changed: list[_Planned]
+    rows: PageRows
+
+
+def read_keys(prepared: Prepared) -> set[str]:
+    """The source keys classifying a page reads: its records' and the parents of its deleted relations."""
+    keys = {item.key for item in prepared.planned}
+    keys.update(row.row["from_id"] for item in prepared.planned if item.record.deleted and item.mapped is not None
+                for row in item.mapped.rows if row.entity == "association")
+    return keys
+
+
+@dataclass
 class PageParts:
     """What preparing a page produced, by record index: small and picklable, so a worker process can
     compute it and send back only this while the parent keeps the records."""
@@ -217,6 +253,33 @@ class PageLoader:
                 raise
             return self._write_each(prepared, run_row_id)
 
+    def stage(self, prepared: Prepared) -> StagedPage:
+        """A write's first half, outside its transaction: classify the page against what is stored and build
+        its rows (`journeyhub.ingest.write_behind` does it while the previous page's transaction runs). Only
+        where reading outside the write transaction changes nothing: on PostgreSQL, whose page transactions
+        read committed data anyway and count what their statements actually did (`_recount`)."""
+        counts, now = replace(prepared.counts), utcnow()
+        with self.engine.connect() as connection:
+            changed = self._changed(connection, prepared.planned, counts)
+            gone_with = self._deleted_parents(connection, changed)
+        return StagedPage(prepared, counts, changed, self._rows(changed, prepared.mapper.spec.entity, gone_with, now))
+
+    def write_staged(self, staged: StagedPage, run_row_id: int | None = None) -> Counts:
+        """A staged page's transaction: its rows, quarantine, run counters and cursor (as `write`; a page the
+        database refuses is written again record by record, classified afresh)."""
+        prepared, counts = staged.prepared, staged.counts
+        try:
+            with transaction(self.engine) as connection:
+                _relaxed_commit(connection)
+                _recount(counts, staged.changed, self._apply(connection, staged.rows))
+                self._finish(connection, prepared.page, prepared.quarantined, prepared.planned, counts, run_row_id,
+                             staged.rows.now)
+            return counts
+        except RECORD_ERRORS as error:
+            if not is_record_error(error):
+                raise
+            return self._write_each(prepared, run_row_id)
+
     def _write_page(self, prepared: Prepared, run_row_id: int | None) -> Counts:
         page, planned, now = prepared.page, prepared.planned, utcnow()
         counts = replace(prepared.counts)
@@ -288,56 +351,58 @@ class PageLoader:
                now: datetime) -> dict[str, bool] | None:
         """Write the changed records; on PostgreSQL, what the provenance statement did to each
         (`canonical.upsert.upsert_counted`), else None."""
-        sources: list[dict[str, Any]] = []
-        tombstones: list[dict[str, Any]] = []
-        rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        asserting: list[str] = []
-        links: dict[tuple[str, str], dict[str, Any]] = {}
-        merges: list[tuple[str, str]] = []
-        entity = mapper.spec.entity
         gone_with = self._deleted_parents(connection, changed)
+        return self._apply(connection, self._rows(changed, mapper.spec.entity, gone_with, now))
+
+    def _rows(self, changed: list[_Planned], entity: str, gone_with: set[str], now: datetime) -> PageRows:
+        """The rows of the page's statements (no database needed: built before its transaction sends them)."""
+        rows = PageRows(now)
         for item in changed:
             mapped = item.mapped
             if mapped is None:  # a bare tombstone: only the deletion is news; keep the payload and merge link
-                tombstones.append(self._source_row(item, entity, now))
+                rows.tombstones.append(self._source_row(item, entity, now))
                 continue
             merged_into = mapped.merged_into
-            sources.append(self._source_row(item, entity, now, merged_into=merged_into))
+            rows.sources.append(self._source_row(item, entity, now, merged_into=merged_into))
             if merged_into:
-                merges.append((item.key, merged_into))
-            merges += [(loser, item.key) for loser in mapped.merges if loser != item.key]
+                rows.merges.append((item.key, merged_into))
+            rows.merges += [(loser, item.key) for loser in mapped.merges if loser != item.key]
             for row in mapped.rows:
                 if row.entity == "association":  # a relation record, e.g. an OpportunityContactRole
-                    asserting.append(row.key)
+                    rows.asserting.append(row.key)
                     removed = item.record.deleted and row.row["from_id"] not in gone_with
-                    self._link(links, row.row["from_id"], row.row["to_id"], row.row["label"],
+                    self._link(rows.links, row.row["from_id"], row.row["to_id"], row.row["label"],
                                row.row["is_primary"], row.key, removed, now)
                     continue
-                rows[row.entity].append({"id": row.key, **row.row})
+                rows.entities[row.entity].append({"id": row.key, **row.row})
                 if row.key != item.key:  # a derived row gets its own provenance, next to its parent's
-                    sources.append(self._source_row(item, row.entity, now, key=row.key))
+                    rows.sources.append(self._source_row(item, row.entity, now, key=row.key))
                 if row.people is not None or row.linked is not None:
-                    asserting.append(row.key)
+                    rows.asserting.append(row.key)
                     for to_id, label, primary in row.people or []:
-                        self._link(links, row.key, to_id, label, primary, row.key, False, now)
+                        self._link(rows.links, row.key, to_id, label, primary, row.key, False, now)
                     for from_id in row.linked or []:
-                        self._link(links, from_id, row.key, None, False, row.key, False, now)
-        written = None
+                        self._link(rows.links, from_id, row.key, None, False, row.key, False, now)
+        return rows
+
+    def _apply(self, connection: Connection, rows: PageRows) -> dict[str, bool] | None:
+        """Send the page's statements; on PostgreSQL, what the provenance statement did to each record."""
+        written, sources, now = None, rows.sources, rows.now
         if sources:
             kept = {"id", "first_seen_at"}
             written = upsert_counted(connection, SourceRecord, sources, update=[k for k in sources[0] if k not in kept],
                                      changed=("raw_hash", "is_deleted"))
-        if tombstones:
-            upsert(connection, SourceRecord, tombstones,
+        if rows.tombstones:
+            upsert(connection, SourceRecord, rows.tombstones,
                    update=["is_deleted", "deleted_at", "last_seen_at", "raw_hash", "last_run_id"])
-            tombstone_derived(connection, [row["id"] for row in tombstones], now)
-        for row_entity, items in rows.items():
+            tombstone_derived(connection, [row["id"] for row in rows.tombstones], now)
+        for row_entity, items in rows.entities.items():
             self._upsert_entity(connection, row_entity, items)
         # what a record says about its relations replaces what it said
-        delete_where_in(connection, Association, "source_id", asserting)
-        if links:
-            upsert(connection, Association, list(links.values()))
-        for loser, survivor in merges:
+        delete_where_in(connection, Association, "source_id", rows.asserting)
+        if rows.links:
+            upsert(connection, Association, list(rows.links.values()))
+        for loser, survivor in rows.merges:
             mark_merged(connection, loser, survivor, now)
         return written
 

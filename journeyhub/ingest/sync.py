@@ -20,6 +20,7 @@ from journeyhub.ingest.loader import Counts, PageLoader, Prepared
 from journeyhub.ingest.pipeline import PreparePipeline
 from journeyhub.ingest.readahead import ReadAhead
 from journeyhub.ingest.schema import requested_fields
+from journeyhub.ingest.write_behind import OrderedWrites
 
 log = logging.getLogger("journeyhub.sync")
 
@@ -76,7 +77,8 @@ def pull_pages(engine: Engine, connector: Connector, loader: PageLoader, object_
     """Store pages from the persisted cursor (or from scratch when `full`) until the end or `max_pages`
     (a page here is a group of the API's pages of about `group_records` records; 1 stores each alone).
     Pages are read one ahead in a thread (`ReadAhead`); once `worker_after` records were read, they are
-    mapped in a worker process (None: never). `fields`: the CRM fields to read, as the schema check chose
+    mapped in a worker process (None: never); on PostgreSQL each is made ready while the one before it is
+    written (`OrderedWrites`). `fields`: the CRM fields to read, as the schema check chose
     them (`journeyhub.ingest.schema.plan_read`; None: every field the mapping reads, unchecked)."""
     cursor = None if full else read_cursor(engine, connector.system, object_type)
     batch = Batch()
@@ -86,13 +88,17 @@ def pull_pages(engine: Engine, connector: Connector, loader: PageLoader, object_
     pages = ReadAhead(grouped(source, group_records), limit=max_pages)
     pipeline = PreparePipeline(loader, worker_after)
 
+    def written(counts: Counts) -> None:
+        batch.counts.add(counts)
+        batch.pages += 1
+        if on_page is not None:
+            on_page(counts)
+
+    writes = OrderedWrites(loader, run_row_id, written)
+
     def store(ready: list[Prepared]) -> None:
         for prepared in ready:
-            counts = loader.write(prepared, run_row_id)
-            batch.counts.add(counts)
-            batch.pages += 1
-            if on_page is not None:
-                on_page(counts)
+            writes.write(prepared)
 
     read = 0
     try:
@@ -101,13 +107,16 @@ def pull_pages(engine: Engine, connector: Connector, loader: PageLoader, object_
                 page = next(pages, None)
             except Exception:
                 store(pipeline.flush())  # what was read before the failure is kept
+                writes.finish()
                 raise
             if page is None:
                 break
             read += 1
             store(pipeline.feed(page))
         store(pipeline.flush())
+        writes.finish()
     finally:
+        writes.close()
         pipeline.cancel()
         pages.close()
         source.close()

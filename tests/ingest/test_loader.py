@@ -13,7 +13,7 @@ from canonical.models import Association, SourceRecord, SyncRun
 from connectors.base import Page
 from connectors.base import RemoteRecord as Record
 from journeyhub.ingest import loader as loader_module
-from journeyhub.ingest.loader import PageLoader
+from journeyhub.ingest.loader import Counts, PageLoader, Prepared
 from journeyhub.ingest.spec import MappingSpec
 
 SPECS = {
@@ -81,9 +81,25 @@ def rows(engine: Engine, sql: str) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in connection.execute(text(sql))]
 
 
+class StagedLoader(PageLoader):
+    """Every page through the two halves `OrderedWrites` uses on PostgreSQL: staged outside its transaction,
+    then written."""
+
+    def write(self, prepared: Prepared, run_row_id: int | None = None) -> Counts:
+        return self.write_staged(self.stage(prepared), run_row_id)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres),
+                        pytest.param("postgresql-staged", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest) -> Engine:
+    """Each dialect; on PostgreSQL also the write-behind path's staged writes."""
+    return request.getfixturevalue("sqlite_engine" if request.param == "sqlite" else "engine_pg_clean")
+
+
 @pytest.fixture
-def hub(engine: Engine) -> PageLoader:
-    return PageLoader(engine, "hubspot", mappings(), run_id="run-1")
+def hub(engine: Engine, request: pytest.FixtureRequest) -> PageLoader:
+    staged = request.node.callspec.params["engine"] == "postgresql-staged"
+    return (StagedLoader if staged else PageLoader)(engine, "hubspot", mappings(), run_id="run-1")
 
 
 def test_a_page_and_its_cursor_land_together_and_a_replay_changes_nothing(engine: Engine, hub: PageLoader) -> None:
