@@ -42,7 +42,7 @@ NOTABLE_WAIT_SECONDS = 1.0
 
 _lock = threading.Lock()
 _budgets: dict[tuple[str, int, float], CrmBudget] = {}
-_ensured: dict[tuple[str | None, str], tuple[int, float]] = {}
+_ensured: dict[tuple[str | None, str, int, float, bool], tuple[int, float]] = {}
 _said: set[tuple[str | None, str, str]] = set()
 
 
@@ -117,12 +117,14 @@ def ensure_rate_limits(settings: Settings, systems: list[str]) -> None:
 
 
 def _ensured_size(system: str, settings: Settings) -> tuple[int, float]:
-    key = (_api_url(), system)
+    """The limit's size on the server, asked once per server and requested size (settings that change in a
+    process — a worker serving runs of other configurations — ask again)."""
+    burst, per_second = settings.rate(system)
+    explicit = settings.rate_configured(system)
+    key = (_api_url(), system, burst, per_second, explicit)
     with _lock:
         known = _ensured.get(key)
     if known is None:
-        burst, per_second = settings.rate(system)
-        explicit = getattr(settings, f"rate_{system}", None) is not None
         known = ensure_rate_limit(system, burst, per_second, resize=explicit)
         with _lock:
             _ensured[key] = known

@@ -209,6 +209,10 @@ class Settings(ReadsHubEnvironment, BaseSettings):
         configured = getattr(self.system(system), "journeyhub_rate", None)
         return parse_rate(configured) if configured else package(system).rate
 
+    def rate_configured(self, system: SystemName) -> bool:
+        """JOURNEYHUB_RATE_<SYSTEM> is set: the shared Prefect limit then takes its size."""
+        return bool(getattr(self.system(system), "journeyhub_rate", None))
+
     @property
     def hubspot(self) -> HubSpotSettings:
         return cast(HubSpotSettings, self.system("hubspot"))

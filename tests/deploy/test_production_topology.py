@@ -21,12 +21,14 @@ from typing import Any
 
 import httpx
 import pytest
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from canonical.db import make_engine
 from canonical.schema import upgrade
 from connectors.hubspot.reference import EVENTS_PATH
+from flows.limits import ensure_rate_limit
 from journeyhub.settings import Settings
 from sandbox.common.faults import FaultConfig, FaultRule
 from sandbox.runtime import Sandbox
@@ -300,6 +302,13 @@ def test_cli_runs_against_the_server_share_the_budget(topology: Topology, world:
     assert created == ["created the Prefect rate limit crm-hubspot: burst 6, 3 requests/s"]
     limit = topology.get("/v2/concurrency_limits/crm-hubspot")
     assert (limit["limit"], limit["slot_decay_per_second"]) == (6, 3.0)
+    # a run with JOURNEYHUB_RATE_HUBSPOT set to another size resizes it; one with the default keeps it
+    with temporary_settings({PREFECT_API_URL: topology.api}):
+        assert ensure_rate_limit("hubspot", 8, 4.0, resize=False) == (6, 3.0)
+        assert ensure_rate_limit("hubspot", 8, 4.0, resize=True) == (8, 4.0)
+        limit = topology.get("/v2/concurrency_limits/crm-hubspot")
+        assert (limit["limit"], limit["slot_decay_per_second"]) == (8, 4.0)
+        ensure_rate_limit("hubspot", 6, 3.0, resize=True)
 
 
 def test_the_killed_run_ends_crashed(topology: Topology) -> None:

@@ -49,6 +49,30 @@ def test_each_crm_has_one_budget_per_process(monkeypatch: pytest.MonkeyPatch) ->
     assert throttle("hubspot", Settings()) is not throttle("hubspot", settings)
 
 
+def test_the_servers_limit_is_asked_again_when_the_requested_size_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process serving runs of several configurations (a worker, a test session) gets each one's size, not
+    the first one's; the same size is asked once; a size set by JOURNEYHUB_RATE_<SYSTEM> resizes the server's
+    limit, the package's default does not."""
+    asked: list[tuple[str, int, float, bool]] = []
+
+    def ensure(system: str, burst: int, per_second: float, *, resize: bool = False) -> tuple[int, float]:
+        asked.append((system, burst, per_second, resize))
+        return burst, per_second
+
+    monkeypatch.setattr(flows.limits, "ensure_rate_limit", ensure)
+    monkeypatch.setattr(flows.limits, "_api_url", lambda: "http://127.0.0.1:1/api")
+    monkeypatch.setattr(flows.limits, "_ensured", {})
+    monkeypatch.delenv("JOURNEYHUB_RATE_HUBSPOT", raising=False)
+    default = Settings().rate("hubspot")
+    assert flows.limits._ensured_size("hubspot", Settings()) == default
+    monkeypatch.setenv("JOURNEYHUB_RATE_HUBSPOT", "7/3")
+    assert flows.limits._ensured_size("hubspot", Settings()) == (7, 3.0)
+    assert flows.limits._ensured_size("hubspot", Settings()) == (7, 3.0)
+    monkeypatch.setenv("JOURNEYHUB_RATE_HUBSPOT", "8/4")
+    assert flows.limits._ensured_size("hubspot", Settings()) == (8, 4.0)
+    assert asked == [("hubspot", *default, False), ("hubspot", 7, 3.0, True), ("hubspot", 8, 4.0, True)]
+
+
 @pytest.mark.parametrize(("burst", "per_second", "chunk"), [(20, 2.0, 1), (190, 19.0, 9), (600, 100.0, 10),
                                                             (3, 50.0, 3)])
 def test_slots_are_taken_a_few_at_a_time_only_when_the_rate_allows(burst: int, per_second: float,
