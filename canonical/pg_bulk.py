@@ -17,7 +17,8 @@ update a row twice).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from operator import itemgetter
 from typing import Any
 
@@ -145,6 +146,17 @@ def _arrays(rows: Sequence[dict[str, Any]], names: Sequence[str], converters: Se
         values = [row[name] for row in rows]
         arrays.append(values if convert is None else [convert(value) for value in values])
     return arrays
+
+
+@contextmanager
+def pipeline(connection: Connection) -> Iterator[None]:
+    """psycopg's pipeline mode for the statements sent inside (`execute_arrays`): each goes out without waiting
+    for the one before, so the server runs one while the next one's arrays are dumped here; a statement whose
+    rows are fetched waits for those before it, and the first error is raised as usual (the rest are skipped,
+    the transaction is aborted)."""
+    driver = connection.connection.driver_connection
+    with driver.pipeline():  # type: ignore[union-attr]
+        yield
 
 
 def execute_arrays(connection: Connection, sql: str, arrays: list[list[Any]], *, fetch: bool = False) -> list[Any]:

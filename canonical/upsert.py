@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -230,6 +231,14 @@ def _sqlite_run(connection: Connection, sql: str, bind: Binder, rows: Sequence[d
         cursor.executemany(sql, params)
     finally:
         cursor.close()
+
+
+def pipelined(connection: Connection) -> AbstractContextManager[None]:
+    """Batch writes sent back to back without waiting for each other (PostgreSQL's pipeline mode,
+    `pg_bulk.pipeline`); elsewhere nothing changes. Put the statement whose answer is needed last."""
+    if connection.dialect.name == "postgresql" and pg_bulk.METHOD != "executemany":
+        return pg_bulk.pipeline(connection)
+    return nullcontext()
 
 
 def delete_where_in(connection: Connection, model: type[SQLModel] | Table, column: str, values: Sequence[str]) -> None:

@@ -33,6 +33,7 @@ from canonical.upsert import (
     error_message,
     fetch_by_ids,
     is_record_error,
+    pipelined,
     upsert,
     upsert_counted,
 )
@@ -386,22 +387,24 @@ class PageLoader:
         return rows
 
     def _apply(self, connection: Connection, rows: PageRows) -> dict[str, bool] | None:
-        """Send the page's statements; on PostgreSQL, what the provenance statement did to each record."""
+        """Send the page's statements; on PostgreSQL, what the provenance statement did to each record. The
+        bulk statements go out back to back (`pipelined`), the provenance one last: its answer is awaited."""
         written, sources, now = None, rows.sources, rows.now
-        if sources:
-            kept = {"id", "first_seen_at"}
-            written = upsert_counted(connection, SourceRecord, sources, update=[k for k in sources[0] if k not in kept],
-                                     changed=("raw_hash", "is_deleted"))
+        with pipelined(connection):
+            for row_entity, items in rows.entities.items():
+                self._upsert_entity(connection, row_entity, items)
+            # what a record says about its relations replaces what it said
+            delete_where_in(connection, Association, "source_id", rows.asserting)
+            if rows.links:
+                upsert(connection, Association, list(rows.links.values()))
+            if sources:
+                update = [key for key in sources[0] if key not in ("id", "first_seen_at")]
+                written = upsert_counted(connection, SourceRecord, sources, update=update,
+                                         changed=("raw_hash", "is_deleted"))
         if rows.tombstones:
             upsert(connection, SourceRecord, rows.tombstones,
                    update=["is_deleted", "deleted_at", "last_seen_at", "raw_hash", "last_run_id"])
             tombstone_derived(connection, [row["id"] for row in rows.tombstones], now)
-        for row_entity, items in rows.entities.items():
-            self._upsert_entity(connection, row_entity, items)
-        # what a record says about its relations replaces what it said
-        delete_where_in(connection, Association, "source_id", rows.asserting)
-        if rows.links:
-            upsert(connection, Association, list(rows.links.values()))
         for loser, survivor in rows.merges:
             mark_merged(connection, loser, survivor, now)
         return written

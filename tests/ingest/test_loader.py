@@ -3,6 +3,8 @@ merges — on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -269,3 +271,35 @@ def test_items_read_off_a_record_go_when_the_record_goes(engine: Engine, hub: Pa
                                 contact("3", "c@x.io", hs_merged_object_ids="2", **form)], cursor=None))
     assert rows(engine, "SELECT id, is_deleted FROM source_record WHERE id LIKE '%#form' ORDER BY id") == [
         ("hubspot:contacts:1#form", True), ("hubspot:contacts:2#form", True), ("hubspot:contacts:3#form", False)]
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_pages_bulk_statements_go_out_back_to_back(engine_pg_clean: Engine,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """One pipeline per page: the interaction, association and provenance statements are sent without waiting
+    for each other (psycopg's pipeline mode), the provenance one last — its answer is read back."""
+    import psycopg
+
+    inside: list[list[str]] = []
+    pipeline, execute = psycopg.Connection.pipeline, psycopg.Cursor.execute
+
+    @contextmanager
+    def counted(self: Any) -> Iterator[Any]:
+        inside.append([])
+        with pipeline(self) as opened:
+            yield opened
+
+    def recorded(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.connection._pipeline is not None and inside:
+            inside[-1].append(" ".join(str(query).split()[:3]))
+        return execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "pipeline", counted)
+    monkeypatch.setattr(psycopg.Cursor, "execute", recorded)
+    hub = PageLoader(engine_pg_clean, "hubspot", mappings(), run_id="run-1")
+    counts = hub.store(Page("deals", [deal("1", ["7"]), deal("2", ["8"])], cursor="c1"))
+    assert counts.inserted == 2
+    assert inside == [["INSERT INTO deal", "DELETE FROM association", "INSERT INTO association",
+                       "INSERT INTO source_record"]]
+    assert rows(engine_pg_clean, "SELECT from_id, to_id FROM association ORDER BY 1") == [
+        ("hubspot:deals:1", "hubspot:contacts:7"), ("hubspot:deals:2", "hubspot:contacts:8")]
