@@ -113,14 +113,10 @@ def measure(count: int, postgres: str | None) -> dict[str, float]:
                      for page in pages]
             worker = time.process_time() - started
             done: list[Any] = []
-            writes = ordered_writes(loader, done.append)
             started, clock = time.process_time(), time.perf_counter()
-            try:
+            with ordered_writes(loader, done.append) as writes:
                 for page, blob in zip(pages, blobs, strict=True):
                     writes.write(loader.assemble(page, pickle.loads(blob)))
-                writes.finish()
-            finally:
-                writes.close()
             wall, writer = time.perf_counter() - clock, time.process_time() - started
             result[f"{round_} worker µs"] = worker / count * 1e6
             result[f"{round_} writer µs"] = writer / count * 1e6
@@ -144,9 +140,10 @@ def ordered_writes(loader: Any, on_written: Any) -> Any:
         def write(self, prepared: Any) -> None:
             on_written(loader.write(prepared))
 
-        def finish(self) -> None: ...
+        def __enter__(self) -> Any:
+            return self
 
-        def close(self) -> None: ...
+        def __exit__(self, *error: Any) -> None: ...
 
     return OneAfterAnother()
 

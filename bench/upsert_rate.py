@@ -80,14 +80,10 @@ def measure(engine: Engine, rows: int) -> dict[str, float]:
     loader = PageLoader(engine, "hubspot", {"calls": CALLS}, run_id="bench")
     page_size = 1000
     pages = [Page("calls", call_records(start, page_size), cursor=str(start)) for start in range(0, rows, page_size)]
-    writes = OrderedWrites(loader, None, lambda counts: None)  # as a pull writes (PostgreSQL: write-behind)
     started = time.perf_counter()
-    try:
+    with OrderedWrites(loader, None, lambda counts: None) as writes:  # as a pull writes them
         for page in pages:
             writes.write(loader.prepare(page))
-        writes.finish()
-    finally:
-        writes.close()
     rates["page loader, records/s"] = rows / (time.perf_counter() - started)
     return rates
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from types import TracebackType
 
 from journeyhub.ingest.loader import Counts, PageLoader, Prepared, StagedPage, read_keys
 
@@ -26,7 +27,8 @@ from journeyhub.ingest.loader import Counts, PageLoader, Prepared, StagedPage, r
 class OrderedWrites:
     """Writes `Prepared` pages in order; `on_written(counts)` runs in the caller's thread for each page once it
     committed. Call `finish()` at the end to wait for the last page (it raises that page's error); `close()`
-    always, also after an error: it waits for a page in flight, so none outlives the caller's writer lock."""
+    always, also after an error: it waits for a page in flight, so none outlives the caller's writer lock.
+    As a context manager it does both (`finish` only when the block succeeded)."""
 
     def __init__(self, loader: PageLoader, run_row_id: int | None, on_written: Callable[[Counts], None]) -> None:
         self.loader = loader
@@ -49,6 +51,17 @@ class OrderedWrites:
         context = contextvars.copy_context()  # the caller's run context (logging, Prefect)
         future = self._executor.submit(context.run, self._write_staged, staged)
         self._in_flight = (staged.rows.written_keys(), future)
+
+    def __enter__(self) -> OrderedWrites:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        try:
+            if kind is None:
+                self.finish()
+        finally:
+            self.close()
 
     def _write_staged(self, staged: StagedPage) -> Counts:
         return self.loader.write_staged(staged, self.run_row_id)

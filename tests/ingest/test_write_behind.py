@@ -37,13 +37,9 @@ def write_all(loader: PageLoader, pages: list[Page], *, behind: bool) -> list[Co
     done: list[Counts] = []
     if not behind:
         return [loader.store(page) for page in pages]
-    writes = OrderedWrites(loader, None, done.append)
-    try:
+    with OrderedWrites(loader, None, done.append) as writes:
         for page in pages:
             writes.write(loader.prepare(page))
-        writes.finish()
-    finally:
-        writes.close()
     return done
 
 
