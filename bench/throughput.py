@@ -27,6 +27,7 @@ import argparse
 import csv
 import io
 import os
+import re
 import signal
 import statistics
 import sys
@@ -178,12 +179,25 @@ def decode(response: httpx.Response) -> Any:
     return orjson.loads(response.content) if response.content else None
 
 
+def moved_to_bulk(entry: dict[str, Any], body: dict[str, Any]) -> bool:
+    """A Salesforce first load the hub reads through Bulk API 2.0 instead: its first REST batch's `totalSize` is
+    above the threshold, and the hub drops that query's locator (`SalesforceReader._first_load`), so the replay
+    does too (a full sync: every read is a first load)."""
+    from connectors.salesforce.client import SalesforceConfig
+    from connectors.salesforce.objects import SOBJECTS
+
+    found = re.search(r"\bFROM\s+(\w+)", " ".join(parse_qs(entry["query"] or "").get("q", [])), re.IGNORECASE)
+    spec = SOBJECTS.get(found.group(1)) if found else None
+    return spec is not None and spec.bulk and int(body.get("totalSize") or 0) > SalesforceConfig.bulk_threshold
+
+
 def replay(base_url: str, gets: list[dict[str, Any]]) -> dict[str, float]:
     """The same GETs, in order, on one keep-alive connection; seconds in all and for the events requests.
 
     A Salesforce query locator is the server's and expires, and the hub reads several objects at once, so the
     log interleaves their `query/{locator}` requests: each replayed query follows its own `nextRecordsUrl` to
-    the end right away, and the logged locator requests are left out — the same number, checked."""
+    the end right away (but for a first load the hub moved to Bulk API 2.0, `moved_to_bulk`), and the logged
+    locator requests are left out — the same number, checked."""
     seconds = events_seconds = 0.0
     logged_locators = followed = 0
     with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120) as client:
@@ -207,7 +221,7 @@ def replay(base_url: str, gets: list[dict[str, Any]]) -> dict[str, float]:
                 logged_locators += 1
                 continue
             body = get(entry["path"] + (f"?{entry['query']}" if entry["query"] else ""), entry)
-            while isinstance(body, dict) and body.get("nextRecordsUrl"):
+            while isinstance(body, dict) and body.get("nextRecordsUrl") and not moved_to_bulk(entry, body):
                 followed += 1
                 body = get(body["nextRecordsUrl"], entry)
     if followed != logged_locators:
