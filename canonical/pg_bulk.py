@@ -153,7 +153,13 @@ def pipeline(connection: Connection) -> Iterator[None]:
     """psycopg's pipeline mode for the statements sent inside (`execute_arrays`): each goes out without waiting
     for the one before, so the server runs one while the next one's arrays are dumped here; a statement whose
     rows are fetched waits for those before it, and the first error is raised as usual (the rest are skipped,
-    the transaction is aborted)."""
+    the transaction is aborted). A libpq older than 14 has no pipeline mode: the statements then go one after
+    another, as before (psycopg's binary package ships a newer one; a system libpq may not)."""
+    import psycopg
+
+    if not psycopg.Pipeline.is_supported():
+        yield
+        return
     driver = connection.connection.driver_connection
     with driver.pipeline():  # type: ignore[union-attr]
         yield

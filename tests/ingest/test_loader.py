@@ -303,3 +303,21 @@ def test_on_postgresql_a_pages_bulk_statements_go_out_back_to_back(engine_pg_cle
                        "INSERT INTO source_record"]]
     assert rows(engine_pg_clean, "SELECT from_id, to_id FROM association ORDER BY 1") == [
         ("hubspot:deals:1", "hubspot:contacts:7"), ("hubspot:deals:2", "hubspot:contacts:8")]
+
+
+@pytest.mark.postgres
+def test_without_pipeline_mode_in_libpq_a_page_is_written_one_statement_after_another(
+        engine_pg_clean: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A system libpq older than 14 has no pipeline mode: pages are written as before, none fails for it."""
+    import psycopg
+
+    def refused(self: Any) -> Any:
+        raise psycopg.NotSupportedError("pipeline mode not supported")
+
+    monkeypatch.setattr(psycopg.Pipeline, "is_supported", classmethod(lambda cls: False))
+    monkeypatch.setattr(psycopg.Connection, "pipeline", refused)
+    hub = PageLoader(engine_pg_clean, "hubspot", mappings(), run_id="run-1")
+    counts = hub.store(Page("deals", [deal("1", ["7"])], cursor="c1"))
+    assert (counts.inserted, counts.quarantined) == (1, 0)
+    assert rows(engine_pg_clean, "SELECT from_id, to_id FROM association") == [
+        ("hubspot:deals:1", "hubspot:contacts:7")]
