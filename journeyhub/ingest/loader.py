@@ -247,49 +247,44 @@ class PageLoader:
     def write(self, prepared: Prepared, run_row_id: int | None = None) -> Counts:
         """One transaction: the page's rows, quarantine, run counters and the cursor that follows it. When
         the database refuses the page, it is written again record by record (`_write_each`)."""
-        try:
-            return self._write_page(prepared, run_row_id)
-        except RECORD_ERRORS as error:
-            if not is_record_error(error):
-                raise
-            return self._write_each(prepared, run_row_id)
+        return self._write_page(prepared, run_row_id, None)
 
     def stage(self, prepared: Prepared) -> StagedPage:
         """A write's first half, outside its transaction: classify the page against what is stored and build
         its rows (`journeyhub.ingest.write_behind` does it while the previous page's transaction runs). Only
         where reading outside the write transaction changes nothing: on PostgreSQL, whose page transactions
         read committed data anyway and count what their statements actually did (`_recount`)."""
-        counts, now = replace(prepared.counts), utcnow()
         with self.engine.connect() as connection:
-            changed = self._changed(connection, prepared.planned, counts)
-            gone_with = self._deleted_parents(connection, changed)
-        return StagedPage(prepared, counts, changed, self._rows(changed, prepared.mapper.spec.entity, gone_with, now))
+            return self._stage(connection, prepared)
 
     def write_staged(self, staged: StagedPage, run_row_id: int | None = None) -> Counts:
-        """A staged page's transaction: its rows, quarantine, run counters and cursor (as `write`; a page the
-        database refuses is written again record by record, classified afresh)."""
-        prepared, counts = staged.prepared, staged.counts
+        """A staged page's transaction, as `write` (a page the database refuses is written again record by
+        record, classified afresh)."""
+        return self._write_page(staged.prepared, run_row_id, staged)
+
+    def _stage(self, connection: Connection, prepared: Prepared) -> StagedPage:
+        counts, now = replace(prepared.counts), utcnow()
+        changed = self._changed(connection, prepared.planned, counts)
+        gone_with = self._deleted_parents(connection, changed)
+        return StagedPage(prepared, counts, changed, self._rows(changed, prepared.mapper.spec.entity, gone_with, now))
+
+    def _write_page(self, prepared: Prepared, run_row_id: int | None, staged: StagedPage | None) -> Counts:
+        """The page's transaction, classified inside it unless `staged` already; record by record when the
+        database refuses the page."""
         try:
             with transaction(self.engine) as connection:
                 _relaxed_commit(connection)
-                _recount(counts, staged.changed, self._apply(connection, staged.rows))
+                if staged is None:
+                    staged = self._stage(connection, prepared)
+                counts, rows = staged.counts, staged.rows
+                _recount(counts, staged.changed, self._apply(connection, rows))
                 self._finish(connection, prepared.page, prepared.quarantined, prepared.planned, counts, run_row_id,
-                             staged.rows.now)
+                             rows.now)
             return counts
         except RECORD_ERRORS as error:
             if not is_record_error(error):
                 raise
             return self._write_each(prepared, run_row_id)
-
-    def _write_page(self, prepared: Prepared, run_row_id: int | None) -> Counts:
-        page, planned, now = prepared.page, prepared.planned, utcnow()
-        counts = replace(prepared.counts)
-        with transaction(self.engine) as connection:
-            _relaxed_commit(connection)
-            changed = self._changed(connection, planned, counts)
-            _recount(counts, changed, self._write(connection, changed, prepared.mapper, now))
-            self._finish(connection, page, prepared.quarantined, planned, counts, run_row_id, now)
-        return counts
 
     def _write_each(self, prepared: Prepared, run_row_id: int | None) -> Counts:
         """The page again, each record in a savepoint: what the database refuses is quarantined with its
