@@ -184,19 +184,20 @@ def index_joins(connection: Connection) -> Iterator[None]:
     connection.exec_driver_sql(_SET_JOINS.format("DEFAULT"))
 
 
-#: the page cost `block_reads` plans with: PostgreSQL's documented setting for storage where a random read costs
+#: the page cost `index_probes` plans with: PostgreSQL's documented setting for storage where a random read costs
 #: about what a sequential one does (SSDs, or a working set in memory), against the default 4.0 made for disks
-BLOCK_READ_PAGE_COST = 1.1
+INDEX_PROBE_PAGE_COST = 1.1
 
 
-def block_reads(connection: Connection) -> None:
-    """The rest of this transaction plans a block's lookups (2,000 customers' records, deals, tickets,
-    interactions, history) as index probes: with the default `random_page_cost` the planner read each block's
-    facts by hashing whole tables after a sequential scan (200,000 customers, 1M interactions: ~435 ms per
-    block's five queries by default against ~270 ms, measured on each plan in turn on one database). Set with
-    `SET LOCAL`: gone with the transaction, other sessions untouched; a no-op on SQLite."""
+def index_probes(connection: Connection) -> None:
+    """The rest of this transaction plans a block's lookups and keyed updates as index probes. With the default
+    `random_page_cost` the planner read each tagger batch's facts (2,000 customers' records, deals, tickets,
+    interactions, history) by hashing whole tables after a sequential scan, and joined each identity block's
+    5,000 record updates to a scan of all of `person_record` (200,000 customers, 1M interactions, each plan
+    timed in turn on one database: ~435 → ~270 ms per batch's five queries, 270–600 → 135–145 ms per block
+    update). Set with `SET LOCAL`: gone with the transaction, other sessions untouched; a no-op on SQLite."""
     if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(f"SET LOCAL random_page_cost = {BLOCK_READ_PAGE_COST}")
+        connection.exec_driver_sql(f"SET LOCAL random_page_cost = {INDEX_PROBE_PAGE_COST}")
 
 
 def write_upsert(connection: Connection, table: str, columns: Sequence[str], key: str, update: Sequence[str],

@@ -37,6 +37,7 @@ from journeyhub.journey.dbio import (
     fetch_rows,
     ids_parameters,
     in_ids,
+    index_probes,
     mark,
     stream_rows,
     time_writer,
@@ -307,6 +308,7 @@ class IdentityResolver:
                 clustering.stage_blocks(reader, clusters)
                 groups = field_groups(self.config)
                 with transaction(self.engine) as writer:
+                    index_probes(writer)
                     for block in self._blocks(reader):
                         self._resolve_block(reader, writer, block, clusters, groups, resolution)
                     if resolution.counts["written"] > ANALYZE_AFTER:

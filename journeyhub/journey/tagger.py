@@ -38,11 +38,11 @@ from canonical.upsert import chunks, fetch_by_ids, upsert
 from journeyhub.journey import links
 from journeyhub.journey.dbio import (
     analyze,
-    block_reads,
     fetch_rows,
     ids_parameters,
     in_ids,
     index_joins,
+    index_probes,
     mark,
     marks,
     stream_rows,
@@ -342,7 +342,7 @@ def _current_journeys(connection: Connection, customer_ids: list[str]) -> dict[s
 def evaluate_batch(engine: Engine, rules: RuleSet, customer_ids: list[str], as_of: datetime) -> BatchResult:
     """Evaluate a batch of customers and compare with what is stored: what must be written."""
     with engine.connect() as connection:
-        block_reads(connection)
+        index_probes(connection)
         facts = load_facts(connection, customer_ids)
         stored = _stored_history(connection, customer_ids)
         current = _current_journeys(connection, customer_ids)

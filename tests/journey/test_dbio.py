@@ -91,9 +91,9 @@ def test_a_batch_of_journey_updates_probes_the_key_index_instead_of_hashing_the_
 def test_a_block_of_customers_facts_is_read_by_index_probes_not_by_hashing_whole_tables(
         engine_pg_clean: Engine) -> None:
     """With PostgreSQL's default page cost the planner read each block's interactions by scanning the whole
-    interaction table into a hash (200,000 customers: most of a full pass's stage time); `block_reads` plans the
+    interaction table into a hash (200,000 customers: most of a full pass's stage time); `index_probes` plans the
     block's facts as index probes, for that transaction only."""
-    from journeyhub.journey.dbio import analyze, block_reads, write_insert
+    from journeyhub.journey.dbio import analyze, index_probes, write_insert
     from journeyhub.journey.facts import INTERACTIONS
 
     customers = [f"cus_{index:05d}" for index in range(20_000)]
@@ -110,7 +110,7 @@ def test_a_block_of_customers_facts_is_read_by_index_probes_not_by_hashing_whole
     def plan(*, tuned: bool) -> tuple[str, str]:
         with engine_pg_clean.connect() as connection:
             if tuned:
-                block_reads(connection)
+                index_probes(connection)
             rows = fetch_rows(connection, sql, ([*block],))
             setting = connection.exec_driver_sql("SELECT current_setting('random_page_cost')").scalar()
         return "\n".join(row[0].split("  (cost")[0] for row in rows if "(cost" in row[0]), setting  # plan nodes
@@ -125,7 +125,7 @@ def test_a_block_of_customers_facts_is_read_by_index_probes_not_by_hashing_whole
 
 
 @pytest.mark.postgres
-def test_a_batch_evaluation_reads_its_facts_planned_as_block_reads(engine_pg_clean: Engine,
+def test_a_batch_evaluation_reads_its_facts_planned_as_index_probes(engine_pg_clean: Engine,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from journeyhub.config import load_config_file, mappings_root
     from journeyhub.journey import tagger

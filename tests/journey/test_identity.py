@@ -203,3 +203,27 @@ def test_resolution_is_idempotent(specs: list[tuple[int, int, int]]) -> None:
             people[member].customer_id = customer
     again, merged_again = assign_ids(cluster(people, CONFIG)[0], people, dict.fromkeys(assigned, T0))
     assert again == assigned and not merged_again
+
+
+def test_the_block_writes_are_planned_as_index_probes_on_postgresql(engine: Engine, monkeypatch: Any) -> None:
+    """Each block's record updates joined to a scan of all of person_record with PostgreSQL's default page
+    cost (`dbio.index_probes`); the setting is the writing transaction's only."""
+    from journeyhub.journey import identity
+
+    costs: list[str] = []
+    write_update = identity.write_update
+
+    def observed(connection: Any, *args: Any, **kwargs: Any) -> None:
+        if connection.dialect.name == "postgresql" and args[1] == identity.MATCH_COLUMNS:  # a block's records
+            costs.append(connection.exec_driver_sql("SELECT current_setting('random_page_cost')").scalar())
+        write_update(connection, *args, **kwargs)
+
+    monkeypatch.setattr(identity, "write_update", observed)
+    load(engine, person("hubspot:contacts:1", email="dana@example.com"),
+         person("salesforce:Contact:003A", email="Dana@Example.com"))
+    resolve(engine)
+    assert len(groups(engine)) == 1
+    if engine.dialect.name == "postgresql":
+        assert costs and set(costs) == {"1.1"}
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT current_setting('random_page_cost')").scalar() == "4"
