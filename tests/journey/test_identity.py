@@ -219,6 +219,9 @@ def test_the_block_writes_are_planned_as_index_probes_on_postgresql(engine: Engi
         write_update(connection, *args, **kwargs)
 
     monkeypatch.setattr(identity, "write_update", observed)
+    with engine.connect() as connection:
+        server = (connection.exec_driver_sql("SELECT current_setting('random_page_cost')").scalar()
+                  if engine.dialect.name == "postgresql" else None)
     load(engine, person("hubspot:contacts:1", email="dana@example.com"),
          person("salesforce:Contact:003A", email="Dana@Example.com"))
     resolve(engine)
@@ -226,4 +229,4 @@ def test_the_block_writes_are_planned_as_index_probes_on_postgresql(engine: Engi
     if engine.dialect.name == "postgresql":
         assert costs and set(costs) == {"1.1"}
         with engine.connect() as connection:
-            assert connection.exec_driver_sql("SELECT current_setting('random_page_cost')").scalar() == "4"
+            assert connection.exec_driver_sql("SELECT current_setting('random_page_cost')").scalar() == server
