@@ -230,3 +230,36 @@ def test_the_block_writes_are_planned_as_index_probes_on_postgresql(engine: Engi
         assert costs and set(costs) == {"1.1"}
         with engine.connect() as connection:
             assert connection.exec_driver_sql("SELECT current_setting('random_page_cost')").scalar() == server
+
+
+def test_stale_match_keys_are_recomputed_a_chunk_at_a_time_each_starting_after_the_last(engine: Engine,
+                                                                                 monkeypatch: Any) -> None:
+    """Each chunk starts after the previous one's last id (asking from the first id again re-read every
+    record fixed so far: a first pass quadratic in the records)."""
+    from journeyhub.journey import identity
+    from journeyhub.journey.keys import keys_fingerprint
+
+    monkeypatch.setattr(identity, "KEYS_CHUNK", 2)
+    read: list[str] = []
+    starts: list[str] = []  # where each chunk's query starts: after the id the chunk before it ended with
+    fetch_rows = identity.fetch_rows
+
+    def observed(connection: Any, sql: str, parameters: Any) -> Any:
+        rows = fetch_rows(connection, sql, parameters)
+        if "keys_version" in sql and sql.lstrip().startswith("SELECT id, email"):
+            starts.append(parameters[0])
+            read.extend(row[0] for row in rows)
+        return rows
+
+    monkeypatch.setattr(identity, "fetch_rows", observed)
+    people = [person(f"hubspot:contacts:{index}", email=f"P{index}@Example.com") for index in range(7)]
+    load(engine, *people)
+    with engine.begin() as connection:  # one of them already has current keys: not read again
+        connection.execute(update(PersonRecord).where(PersonRecord.id == "hubspot:contacts:3").values(
+            email_key=email_key("P3@Example.com", CONFIG), keys_version=keys_fingerprint(CONFIG)))
+    resolve(engine)
+    assert read == sorted(f"hubspot:contacts:{index}" for index in range(7) if index != 3)
+    assert starts == ["", read[1], read[3], read[5]]  # chunks of two: 0 1 | 2 4 | 5 6 | (none)
+    with engine.connect() as connection:
+        stored = dict(connection.execute(select(PersonRecord.id, PersonRecord.email_key)).all())
+    assert stored == {f"hubspot:contacts:{index}": email_key(f"P{index}@Example.com", CONFIG) for index in range(7)}
