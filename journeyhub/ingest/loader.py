@@ -263,10 +263,16 @@ class PageLoader:
         return self._write_page(staged.prepared, run_row_id, staged)
 
     def _stage(self, connection: Connection, prepared: Prepared) -> StagedPage:
-        counts, now = replace(prepared.counts), utcnow()
-        changed = self._changed(connection, prepared.planned, counts)
+        counts = replace(prepared.counts)
+        changed, rows = self._classify(connection, prepared.planned, prepared.mapper, counts, utcnow())
+        return StagedPage(prepared, counts, changed, rows)
+
+    def _classify(self, connection: Connection, planned: list[_Planned], mapper: Mapper, counts: Counts,
+                  now: datetime) -> tuple[list[_Planned], PageRows]:
+        """The records that changed against what is stored (counted in `counts`) and the rows writing them."""
+        changed = self._changed(connection, planned, counts)
         gone_with = self._deleted_parents(connection, changed)
-        return StagedPage(prepared, counts, changed, self._rows(changed, prepared.mapper.spec.entity, gone_with, now))
+        return changed, self._rows(changed, mapper.spec.entity, gone_with, now)
 
     def _write_page(self, prepared: Prepared, run_row_id: int | None, staged: StagedPage | None) -> Counts:
         """The page's transaction, classified inside it unless `staged` already; record by record when the
@@ -297,8 +303,8 @@ class PageLoader:
                 mine = Counts()
                 try:
                     with connection.begin_nested():
-                        changed = self._changed(connection, [item], mine)
-                        _recount(mine, changed, self._write(connection, changed, prepared.mapper, now))
+                        changed, rows = self._classify(connection, [item], prepared.mapper, mine, now)
+                        _recount(mine, changed, self._apply(connection, rows))
                 except RECORD_ERRORS as error:
                     if not is_record_error(error):
                         raise
@@ -343,13 +349,6 @@ class PageLoader:
         return changed
 
     # ------------------------------------------------------------------ writes
-    def _write(self, connection: Connection, changed: list[_Planned], mapper: Mapper,
-               now: datetime) -> dict[str, bool] | None:
-        """Write the changed records; on PostgreSQL, what the provenance statement did to each
-        (`canonical.upsert.upsert_counted`), else None."""
-        gone_with = self._deleted_parents(connection, changed)
-        return self._apply(connection, self._rows(changed, mapper.spec.entity, gone_with, now))
-
     def _rows(self, changed: list[_Planned], entity: str, gone_with: set[str], now: datetime) -> PageRows:
         """The rows of the page's statements (no database needed: built before its transaction sends them)."""
         rows = PageRows(now)
