@@ -3,7 +3,8 @@
 Incremental and deterministic: only customers touched since the last pass (records changed, links moved,
 evidence that has since come due) are re-evaluated, and the same data always yields the same stages and
 history; unchanged history rows are left as they are. Changing the rule set (its `version`) re-evaluates
-everyone. Segments depend on the clock, so they are recomputed for every customer from three stored dates.
+everyone. Segments depend on the clock, so every customer's is recomputed on every pass: an evaluated customer's
+with its journey columns (one row version, not two), everyone else's from three stored dates.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ STATE_KEY = ("hub", "journey")
 BATCH = 2000
 JOURNEY_COLUMNS = ("first_purchase_at", "last_activity_at", "last_return_at", "last_interaction_at",
                    "last_interaction_channel")
+SEGMENT_COLUMNS = ("segment", "segment_since")
 HISTORY_COLUMNS = ("customer_id", "stage", "stage_order", "entered_at", "exited_at", "rule_id", "ruleset_version",
                    "evidence_type", "evidence_id", "computed_at")
 
@@ -90,6 +92,7 @@ class TagSummary:
     segment_changes: int = 0
     stages: dict[str, int] = field(default_factory=dict)
     segments: dict[str, int] = field(default_factory=dict)
+    segmented_all: bool = False  # every live customer was evaluated, so every segment is already assigned
 
 
 def read_state(engine: Engine) -> dict[str, Any]:
@@ -161,20 +164,29 @@ class Tagger:
             evaluate = self._live_among(touched)
             batches = [list(batch) for batch in chunks(evaluate, BATCH)]
             summary.customers, evaluated = self._count_live(), len(evaluate)
+        segments: Counter[str] = Counter()
         if self.workers > 1 and evaluated >= self.parallel_threshold:
-            summary.history_changed += self._evaluate_parallel(batches, as_of)
+            results: Iterator[BatchResult] = self._evaluate_parallel(batches, as_of)
         else:
-            for batch in batches:
-                summary.history_changed += self._evaluate_batch(batch, as_of)
+            results = (evaluate_batch(self.engine, self.rules, batch, as_of) for batch in batches)
+        for result in results:
+            summary.history_changed += self._write_batch(result)
+            summary.segment_changes += result.segment_changes
+            segments.update(result.segments)
         summary.evaluated = evaluated
+        if plan.full:
+            summary.segments, summary.segmented_all = dict(segments), True
         if plan.full or summary.history_changed > ANALYZE_AFTER:
             with self.engine.begin() as connection:
                 analyze(connection, "stage_history", "customer")
         return summary
 
     def assign_segments(self, summary: TagSummary) -> TagSummary:
-        """Step 3: every live customer's segment as of the evaluation time; then the watermark."""
-        summary.segment_changes, summary.segments = self._segments(summary.as_of)
+        """Step 3: every live customer's segment as of the evaluation time (after a full pass, tagging has set
+        them all); then the watermark."""
+        if not summary.segmented_all:
+            changed, summary.segments = self._segments(summary.as_of)
+            summary.segment_changes += changed
         summary.stages = self._stage_counts()
         self._save_state({"since": summary.started.isoformat(), "as_of": summary.as_of.isoformat(),
                           "ruleset": self.rules.version, "identity": self.identity_key})
@@ -183,29 +195,24 @@ class Tagger:
         return summary
 
     # ------------------------------------------------------------------ evaluation
-    def _evaluate_batch(self, customer_ids: list[str], as_of: datetime) -> int:
-        return self._write_batch(evaluate_batch(self.engine, self.rules, customer_ids, as_of))
-
     def _write_batch(self, result: BatchResult) -> int:
         with self.engine.begin() as connection:
             return write_batch(connection, result)
 
-    def _evaluate_parallel(self, batches: Iterable[list[str]], as_of: datetime) -> int:
-        """Several batches evaluated at once in worker processes (the evaluation is CPU-bound); this process
+    def _evaluate_parallel(self, batches: Iterable[list[str]], as_of: datetime) -> Iterator[BatchResult]:
+        """Several batches evaluated at once in worker processes (the evaluation is CPU-bound); the caller
         writes each result, in order, as it comes. At most two batches per worker are in flight, so results
         never pile up when writing is the slower side."""
         context = multiprocessing.get_context("spawn")  # not fork: flows run this from threaded processes
         url = self.engine.url.render_as_string(hide_password=False)
-        changed = 0
         with ProcessPoolExecutor(max_workers=self.workers, mp_context=context) as pool:
             pending: deque[Future[BatchResult]] = deque()
             for batch in batches:
                 pending.append(pool.submit(_evaluate_in_worker, (url, self.lifecycle, batch, as_of)))
                 if len(pending) >= 2 * self.workers:
-                    changed += self._write_batch(pending.popleft().result())
+                    yield pending.popleft().result()
             while pending:
-                changed += self._write_batch(pending.popleft().result())
-        return changed
+                yield pending.popleft().result()
 
     def _customers_with_evidence_between(self, start: datetime, end: datetime) -> set[str]:
         """Evidence dated between two evaluations (a meeting that has now taken place) changes stages
@@ -309,7 +316,9 @@ class BatchResult:
     changed: list[str]                 # customers whose history changed
     replaced: list[str]                # of those, the ones that had stored rows to delete
     rows: list[tuple[Any, ...]]        # their new history rows, in HISTORY_COLUMNS order
-    updates: list[tuple[Any, ...]]     # (*JOURNEY_COLUMNS, id) of customers whose journey columns changed
+    updates: list[tuple[Any, ...]]     # (*JOURNEY_COLUMNS, *SEGMENT_COLUMNS, id): journey or segment changed
+    segments: Counter[str] = field(default_factory=Counter)  # the batch's customers by segment
+    segment_changes: int = 0
 
 
 def write_batch(connection: Connection, result: BatchResult) -> int:
@@ -319,7 +328,7 @@ def write_batch(connection: Connection, result: BatchResult) -> int:
                                    tuple(chunk))
     write_insert(connection, "stage_history", HISTORY_COLUMNS, result.rows)
     with index_joins(connection):  # 2,000 customers of the whole table: by its key, not a hash of it all
-        write_update(connection, "customer", JOURNEY_COLUMNS, result.updates)
+        write_update(connection, "customer", JOURNEY_COLUMNS + SEGMENT_COLUMNS, result.updates)
     return len(result.changed)
 
 
@@ -333,10 +342,14 @@ def _stored_history(connection: Connection, customer_ids: list[str]) -> dict[str
 
 
 def _current_journeys(connection: Connection, customer_ids: list[str]) -> dict[str, tuple[Any, ...]]:
-    rows = fetch_rows(connection, f"SELECT id, {', '.join(JOURNEY_COLUMNS)} FROM customer "
+    """Each customer's journey columns and segment, then its segment_since as stored (written back unchanged
+    when only the journey columns change)."""
+    columns = ", ".join(JOURNEY_COLUMNS + SEGMENT_COLUMNS)
+    rows = fetch_rows(connection, f"SELECT id, {columns} FROM customer "
                                   f"WHERE id {in_ids(connection, len(customer_ids))}",
                       ids_parameters(connection, customer_ids))
-    return {row[0]: (moment(row[1]), moment(row[2]), moment(row[3]), moment(row[4]), row[5]) for row in rows}
+    return {row[0]: (moment(row[1]), moment(row[2]), moment(row[3]), moment(row[4]), row[5], row[6], row[7])
+            for row in rows}
 
 
 def evaluate_batch(engine: Engine, rules: RuleSet, customer_ids: list[str], as_of: datetime) -> BatchResult:
@@ -348,7 +361,7 @@ def evaluate_batch(engine: Engine, rules: RuleSet, customer_ids: list[str], as_o
         current = _current_journeys(connection, customer_ids)
     result = BatchResult([], [], [], [])
     stamp = time_writer(engine.dialect.name)
-    now = stamp(utcnow())
+    now, since = stamp(utcnow()), stamp(as_of)
     for customer_id in customer_ids:
         journey = rules.evaluate(facts.pop(customer_id), as_of)  # evaluated facts go at once, with their caches
         history = tuple((stay.stage, stay.order, stay.entered_at, stay.exited_at, stay.rule_id, rules.version,
@@ -361,8 +374,14 @@ def evaluate_batch(engine: Engine, rules: RuleSet, customer_ids: list[str], as_o
                              now) for stage, order, entered, exited, rule, version, kind, evidence in history]
         values = (journey.first_purchase_at, journey.last_activity_at, journey.last_return_at,
                   journey.last_interaction_at, journey.last_interaction_channel)  # JOURNEY_COLUMNS
-        if values != current.get(customer_id):
-            result.updates.append((stamp(values[0]), stamp(values[1]), stamp(values[2]), stamp(values[3]), values[4],
+        value = segment(values[0], values[1], values[2], as_of, rules.config)
+        result.segments[value] += 1
+        stored_values = current.get(customer_id, (None,) * 7)
+        if value != stored_values[5]:
+            result.segment_changes += 1
+            result.updates.append((*(stamp(time) for time in values[:4]), values[4], value, since, customer_id))
+        elif values != stored_values[:5]:
+            result.updates.append((*(stamp(time) for time in values[:4]), values[4], value, stored_values[6],
                                    customer_id))
     return result
 

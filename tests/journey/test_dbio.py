@@ -76,7 +76,8 @@ def test_a_batch_of_journey_updates_probes_the_key_index_instead_of_hashing_the_
     monkeypatch.setattr(pg_bulk, "execute_arrays", explained)
     with transaction(engine_pg_clean) as connection:  # the tagger's batch: journey columns of 1,000 customers
         later = time_writer("postgresql")(SEEN)
-        updates = [(later, None, None, None, "email", f"cus_{index:05d}") for index in range(0, 20_000, 20)]
+        updates = [(later, None, None, None, "email", "prospect", later, f"cus_{index:05d}")
+                   for index in range(0, 20_000, 20)]
         write_batch(connection, BatchResult([], [], [], updates))
         settings = connection.exec_driver_sql("SELECT current_setting('enable_hashjoin'), "
                                               "current_setting('enable_mergejoin')").one()

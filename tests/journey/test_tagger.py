@@ -235,3 +235,27 @@ def test_an_incremental_pass_looks_up_the_customers_it_evaluates_not_every_custo
     unbounded = [sql for sql in statements if sql.startswith("select customer.id from customer")
                  or (sql.startswith("select id from customer where merged_into_id is null") and "limit" not in sql)]
     assert not unbounded, unbounded
+
+
+def test_a_full_pass_sets_each_segment_with_its_journey_columns_and_later_passes_follow_the_clock(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each evaluated customer's segment is written in the same update as its journey columns (one row version,
+    not two); only customers a pass did not evaluate are left to the segment scan, which a full pass skips."""
+    world(engine)
+    segment_scan = Tagger._segments
+    monkeypatch.setattr(Tagger, "_segments", lambda *_: pytest.fail("a full pass scanned for segments"))
+    full = tagger(engine, workers=2, parallel_threshold=1).run(AS_OF)  # the workers' batches carry the segments
+    monkeypatch.setattr(Tagger, "_segments", segment_scan)
+    with engine.connect() as connection:
+        stored = dict(connection.execute(text("SELECT segment, COUNT(*) FROM customer GROUP BY segment")).all())
+        stamped = connection.execute(text("SELECT COUNT(*) FROM customer WHERE segment_since IS NULL")).scalar()
+    assert full.segments == stored and sum(stored.values()) == 24 and len(stored) > 1 and stamped == 0
+    assert full.segment_changes == 24
+    assert segment_scan(tagger(engine), AS_OF) == (0, stored)  # the scan agrees with every segment set
+    later = AS_OF + timedelta(days=3 * 365)  # nothing changed, but years passed: every buyer has churned
+    summary = tagger(engine).run(later)
+    _, customers = outcome(engine)
+    assert summary.evaluated == 0 and summary.segment_changes == 24 - stored.get("prospect", 0)
+    assert set(summary.segments) <= {"prospect", "churned"} and summary.segments.get("churned")
+    assert {segment_since for *_, segment, segment_since in customers if segment == "churned"} == {
+        sqlite_time(later) if engine.dialect.name == "sqlite" else later}
