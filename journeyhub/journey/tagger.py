@@ -377,12 +377,11 @@ def evaluate_batch(engine: Engine, rules: RuleSet, customer_ids: list[str], as_o
         value = segment(values[0], values[1], values[2], as_of, rules.config)
         result.segments[value] += 1
         stored_values = current.get(customer_id, (None,) * 7)
-        if value != stored_values[5]:
-            result.segment_changes += 1
-            result.updates.append((*(stamp(time) for time in values[:4]), values[4], value, since, customer_id))
-        elif values != stored_values[:5]:
-            result.updates.append((*(stamp(time) for time in values[:4]), values[4], value, stored_values[6],
-                                   customer_id))
+        moved = value != stored_values[5]
+        if moved or values != stored_values[:5]:
+            result.segment_changes += moved
+            result.updates.append((*(stamp(time) for time in values[:4]), values[4], value,
+                                   since if moved else stored_values[6], customer_id))
     return result
 
 

@@ -259,3 +259,24 @@ def test_a_full_pass_sets_each_segment_with_its_journey_columns_and_later_passes
     assert set(summary.segments) <= {"prospect", "churned"} and summary.segments.get("churned")
     assert {segment_since for *_, segment, segment_since in customers if segment == "churned"} == {
         sqlite_time(later) if engine.dialect.name == "sqlite" else later}
+
+
+def test_a_customer_whose_journey_changes_but_not_its_segment_keeps_its_segment_since(engine: Engine) -> None:
+    world(engine)
+    first = tagger(engine)
+    first.run(AS_OF)
+    with engine.connect() as connection:
+        customer, since, seen = connection.execute(text(
+            "SELECT c.id, c.segment_since, c.last_interaction_at FROM customer c WHERE c.segment = 'prospect' "
+            "ORDER BY c.id LIMIT 1")).one()
+        person = connection.execute(select(PersonRecord.id).where(PersonRecord.customer_id == customer)
+                                    .order_by(PersonRecord.id).limit(1)).scalar_one()
+    with engine.begin() as connection:  # a new form submission: journey columns move, still no purchase
+        upsert(connection, SourceRecord, [source("hubspot:calls:900", "interaction", utcnow())])
+        upsert(connection, Interaction, [interaction("hubspot:calls:900", 4, occurred_at=AS_OF - timedelta(days=1))])
+        upsert(connection, Association, [link("hubspot:calls:900", person)])
+    first.run(AS_OF + timedelta(days=1))
+    with engine.connect() as connection:
+        after = connection.execute(text("SELECT segment, segment_since, last_interaction_at FROM customer "
+                                        "WHERE id = :id"), {"id": customer}).one()
+    assert after[0] == "prospect" and after[1] == since and after[2] != seen
