@@ -54,11 +54,6 @@ TOKEN = "sandbox-token"  # the emulators' default bearer token
 EVENTS_OBJECT, EVENTS_PATH = "email_events", "/email/public/v1/events"
 OBJECTS_PATH = "/crm/v3/objects/"
 LOCATOR_ROUTE = "/query/{locator}"
-#: A pull stores a few pages per task (`JOURNEYHUB_PAGE_TASK_SIZE`) and the next task queries again from the
-#: committed watermark, leaving the Salesforce query locator it was on; the replay cannot tell which of the
-#: interleaved locator requests belonged to which query, so the Salesforce sync runs each object as one task:
-#: each query followed to its end, as the replay follows it (and one query per object: fewer calls per 1,000)
-WHOLE_QUERIES: dict[str, dict[str, str]] = {"salesforce": {"JOURNEYHUB_PAGE_TASK_SIZE": "1000000"}}
 
 
 # ---------------------------------------------------------------------------------------------- databases
@@ -146,7 +141,7 @@ def hub_sync(env: dict[str, str], url: str, system: str) -> dict[str, float]:
     from flows import sync as sync_flow
     from journeyhub.settings import Settings
 
-    settings = Settings.from_env({**env, **NO_BUDGET, "JOURNEYHUB_DATABASE_URL": url, **WHOLE_QUERIES.get(system, {})})
+    settings = Settings.from_env({**env, **NO_BUDGET, "JOURNEYHUB_DATABASE_URL": url})
     try:
         cpu, worker, started = time.process_time(), worker_cpu(), time.perf_counter()
         result = sync_flow.sync_system(settings, system, full=True)  # type: ignore[arg-type]

@@ -2,8 +2,10 @@
 
 Each object type is pulled from its persisted cursor in batches of `JOURNEYHUB_PAGE_TASK_SIZE` pages; a
 batch commits every page with its cursor, so a retried or restarted task continues where the last committed
-page ended. A fatal error (rejected credentials, a missing permission) stops that CRM with its reason; a
-retriable one that outlives the connector's own retries fails the task, which Prefect retries twice.
+page ended. The read itself goes on from batch to batch (one query per object, its next page read and
+mapped while a batch ends) and is dropped when a batch fails, so a retry starts from the cursor. A fatal
+error (rejected credentials, a missing permission) stops that CRM with its reason; a retriable one that
+outlives the connector's own retries fails the task, which Prefect retries twice.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from journeyhub.connections import open_connector
 from journeyhub.ingest.loader import Counts, PageLoader
 from journeyhub.ingest.schema import SchemaMismatch, finish_read
 from journeyhub.ingest.spec import MappingSpec
-from journeyhub.ingest.sync import pull_pages
+from journeyhub.ingest.sync import close_read, pull_pages
 from journeyhub.ingest.writer_lock import writer_lock
 from journeyhub.runs import close_interrupted, close_run, new_run_id, open_run
 from journeyhub.settings import Settings, SystemName
@@ -150,12 +152,13 @@ class SystemSync:
 
 def pull_batch_plain(settings: Settings, system: SystemName, object_type: str, *, full: bool, run_id: str,
                      run_row_id: int, max_pages: int, fields: list[str] | None = None) -> BatchResult:
-    """Store up to `max_pages` pages of one object from its persisted cursor, reading `fields`."""
+    """Store up to `max_pages` pages of one object from its persisted cursor, reading `fields`; the read stays
+    open for the run's next batch of the object (`pull_pages(keep_open=...)`, ended by `pull_object`)."""
     context = hub_context(settings)
     loader = PageLoader(context.engine, system, load_mappings(context.mappings, system), run_id, context.identity)
     batch = pull_pages(context.engine, connector_for(system, settings), loader, object_type, full=full,
                        max_pages=max_pages, run_row_id=run_row_id, group_records=settings.store_group_records,
-                       worker_after=settings.worker_after, fields=fields)
+                       worker_after=settings.worker_after, fields=fields, keep_open=run_id)
     return BatchResult(batch.counts, batch.pages, batch.done)
 
 
@@ -214,6 +217,8 @@ def pull_object(settings: Settings, context: HubContext, system: SystemName, spe
     except Exception as error:
         close_run(context.engine, row, "failed", f"{type(error).__name__}: {error}")
         raise
+    finally:
+        close_read(run_id, system, object_type)  # a batch that stopped early leaves its read open
     close_run(context.engine, row, "succeeded")
     return ObjectResult(object_type, "succeeded", counts, time.perf_counter() - started, warnings=warnings)
 

@@ -117,8 +117,16 @@ class PageRows:
     tombstones: list[dict[str, Any]] = field(default_factory=list)  # bare deletions
     entities: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     asserting: list[str] = field(default_factory=list)  # rows whose relations are replaced
+    fresh: set[str] = field(default_factory=set)  # those of them new to the database: no relations stored yet
     links: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     merges: list[tuple[str, str]] = field(default_factory=list)  # (loser, survivor)
+
+    def replace_relations(self, key: str, fresh: bool) -> None:
+        """The relations stored with `key` as their source give way to the page's (`fresh`: its record is new
+        to the database)."""
+        self.asserting.append(key)
+        if fresh:
+            self.fresh.add(key)
 
     def written_keys(self) -> set[str]:
         """Every source key whose provenance the statements change."""
@@ -364,7 +372,7 @@ class PageLoader:
             rows.merges += [(loser, item.key) for loser in mapped.merges if loser != item.key]
             for row in mapped.rows:
                 if row.entity == "association":  # a relation record, e.g. an OpportunityContactRole
-                    rows.asserting.append(row.key)
+                    rows.replace_relations(row.key, item.verdict == "inserted")
                     removed = item.record.deleted and row.row["from_id"] not in gone_with
                     self._link(rows.links, row.row["from_id"], row.row["to_id"], row.row["label"],
                                row.row["is_primary"], row.key, removed, now)
@@ -373,7 +381,7 @@ class PageLoader:
                 if row.key != item.key:  # a derived row gets its own provenance, next to its parent's
                     rows.sources.append(self._source_row(item, row.entity, now, key=row.key))
                 if row.people is not None or row.linked is not None:
-                    rows.asserting.append(row.key)
+                    rows.replace_relations(row.key, item.verdict == "inserted")
                     for to_id, label, primary in row.people or []:
                         self._link(rows.links, row.key, to_id, label, primary, row.key, False, now)
                     for from_id in row.linked or []:
@@ -388,7 +396,7 @@ class PageLoader:
             for row_entity, items in rows.entities.items():
                 self._upsert_entity(connection, row_entity, items)
             # what a record says about its relations replaces what it said
-            delete_where_in(connection, Association, "source_id", rows.asserting)
+            delete_where_in(connection, Association, "source_id", _said_before(connection, rows))
             if rows.links:
                 upsert(connection, Association, list(rows.links.values()))
             if sources:
@@ -491,6 +499,16 @@ def _relaxed_commit(connection: Connection) -> None:
     exactly what was forgotten. A crash of the hub itself loses nothing committed."""
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
+
+
+def _said_before(connection: Connection, rows: PageRows) -> list[str]:
+    """The rows whose stored relations a page replaces. On SQLite a page is classified under the database's
+    write lock, so a record it found new has none stored (only its own pages write relations with its key):
+    nothing to delete for it (~5% of an email events page's write). PostgreSQL classifies a page before its
+    transaction (`stage`), where another writer could store the record in between: every row is asked."""
+    if connection.dialect.name != "sqlite" or not rows.fresh:
+        return rows.asserting
+    return [key for key in rows.asserting if key not in rows.fresh]
 
 
 def _recount(counts: Counts, changed: list[_Planned], written: dict[str, bool] | None) -> None:

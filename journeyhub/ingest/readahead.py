@@ -6,7 +6,8 @@ statement or commits — so a reading thread overlaps them: while page n is writ
 parsed. Nothing else changes: pages arrive in the order read, a read error arrives after the pages read
 before it, and no more than `limit` pages are read, so a task that stores N pages makes exactly the API calls
 it did before. The thread runs in a copy of the caller's context, so Prefect's run context (rate-limit slots,
-run logs) is the caller's.
+run logs) is the caller's. A read kept open across a pull's batches (`journeyhub.ingest.sync`, no `limit`)
+keeps the context of the batch that opened it: what its thread logs goes to that task's run.
 """
 
 from __future__ import annotations

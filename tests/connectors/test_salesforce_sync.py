@@ -21,7 +21,7 @@ from connectors.salesforce.reader import State, sf_time
 from journeyhub.config import load_mappings, mappings_root
 from journeyhub.ingest.loader import PageLoader
 from journeyhub.ingest.schema import plan_read
-from journeyhub.ingest.sync import Batch, pull_pages, read_cursor
+from journeyhub.ingest.sync import Batch, close_read, pull_pages, read_cursor
 from sandbox.common.faults import FaultConfig
 from sandbox.common.server import EmulatorServer
 from sandbox.salesforce import SalesforceData, SalesforceEmulator
@@ -358,3 +358,34 @@ def test_an_empty_object_costs_one_call_per_incremental_read(world: Any) -> None
         cursor = list(client.read("EmailMessage", None))[-1].cursor
         before = client.api_calls
         assert list(client.read("EmailMessage", cursor)) == [] and client.api_calls - before == 1
+
+
+def test_a_pull_in_batches_with_its_read_kept_open_queries_once(engine: Engine, emulator: SalesforceEmulator) -> None:
+    """Flows pull in batches (a Prefect task each); with the read kept open between them the object is one
+    SOQL query followed to its end, as in one batch, where each batch of its own re-queries from the cursor."""
+
+    def batched(keep_open: str | None) -> tuple[int, int, dict[str, list[tuple[Any, ...]]]]:
+        truncate_all(engine)
+        client = connector(emulator)
+        loader = PageLoader(engine, "salesforce", SPECS, run_id="test")
+        batches = 0
+        try:
+            while True:
+                batch = pull_pages(engine, client, loader, "Task", full=batches == 0, max_pages=1, keep_open=keep_open)
+                batches += 1
+                if batch.done or batch.counts.records_read == 0:
+                    break
+        finally:
+            close_read("run", "salesforce", "Task")
+        return client.api_calls, batches, snapshot(engine)
+
+    truncate_all(engine)
+    whole_client = connector(emulator)
+    whole = pull_pages(engine, whole_client, PageLoader(engine, "salesforce", SPECS, run_id="test"), "Task", full=True)
+    expected = snapshot(engine)
+    kept_calls, kept_batches, kept = batched("run")
+    plain_calls, _, plain = batched(None)
+    assert kept_batches > whole.pages >= 2, "a batch per page"
+    assert kept_calls == whole_client.api_calls, "one query and its locators, as one batch"
+    assert plain_calls > kept_calls, "batches of their own query again at each batch"
+    assert kept == plain == expected

@@ -195,3 +195,38 @@ def test_a_deployed_run_refuses_malformed_settings_before_any_request(
         assert state.is_failed() and state.name == "Failed", state
         assert message.startswith("configuration: ") and "HUBSPOT_BASE_URL" in message, message
         assert "JOURNEYHUB_DATABASE_URL" in message, message
+
+
+def test_a_flow_pulling_a_page_per_task_keeps_each_read_open_between_its_tasks_and_ends_it(
+        harness: None, hub_env: tuple[Sandbox, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """One Prefect task per page: each object's read goes on from task to task (`pull_pages(keep_open=...)`)
+    and ends with its object; every task's pages are counted in its run, the same as pulled in one task."""
+    import threading
+
+    from connectors.hubspot.connector import HubSpotConnector
+    from flows.sync import sync_crm
+    from journeyhub.ingest import sync as ingest_sync
+
+    _, url = hub_env
+    monkeypatch.setenv("JOURNEYHUB_PAGE_TASK_SIZE", "1")
+    monkeypatch.setenv("JOURNEYHUB_STORE_GROUP_RECORDS", "1")
+    reads: list[str] = []
+    real_read = HubSpotConnector.read
+
+    def counted(self: HubSpotConnector, object_type: str, *args: Any, **kwargs: Any) -> Any:
+        reads.append(object_type)
+        return real_read(self, object_type, *args, **kwargs)
+
+    monkeypatch.setattr(HubSpotConnector, "read", counted)
+    state = sync_crm(system="hubspot", objects=["contacts", "email_events"], return_state=True)
+    result = outcome(state)
+    assert result.status == "succeeded", result.problems()
+    assert not ingest_sync._open_reads, "every object's read ended with it"
+    assert not [thread for thread in threading.enumerate() if thread.name == "read-ahead" and thread.is_alive()]
+    engine = make_engine(url)
+    events = next(item for item in result.objects if item.object_type == "email_events")
+    assert events.counts.records_read > 1000, "more than one page, so more than one task"
+    assert sorted(reads) == ["contacts", "email_events"], "one read per object, not one per task"
+    assert scalar(engine, "SELECT COUNT(*) FROM interaction WHERE kind = 'marketing_email'") == events.counts.inserted
+    assert scalar(engine, "SELECT SUM(records_read) FROM sync_run WHERE object_type = 'email_events'") == \
+        events.counts.records_read

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, event, select, text
 
 from canonical.models import Association, SourceRecord, SyncRun
 from connectors.base import Page
@@ -173,6 +173,28 @@ def test_a_record_restating_its_people_replaces_them_and_silence_keeps_them(engi
     assert len(rows(engine, "SELECT * FROM association")) == 2
     hub.store(Page("deals", [deal("9", ["2"])], cursor=None))
     assert rows(engine, "SELECT to_id FROM association") == [("hubspot:contacts:2",)]
+
+
+def test_on_sqlite_a_record_new_to_the_database_asks_for_no_stored_relations_and_a_known_one_does(
+        sqlite_engine: Engine) -> None:
+    """A page is classified under SQLite's write lock: a record it finds new has no relations stored, so the
+    page deletes none for it; a record stored before has its relations replaced."""
+    hub = PageLoader(sqlite_engine, "hubspot", mappings(), run_id="run-1")
+    deletes: list[str] = []
+
+    def trace(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(
+            lambda sql: deletes.append(sql) if sql.startswith('DELETE FROM "association"') else None)
+
+    sqlite_engine.dispose()  # every connection from now on is traced
+    event.listen(sqlite_engine, "connect", trace)
+    hub.store(Page("deals", [deal("9", ["1", "2"]), deal("8", ["3"])], cursor=None))
+    assert deletes == [], "two new deals: nothing stored to replace"
+    hub.store(Page("deals", [deal("9", ["2"]), deal("7", ["3"])], cursor=None))
+    assert len(deletes) == 1 and "hubspot:deals:9" in deletes[0], "deal 9 replaces its relations, 7 is new"
+    assert rows(sqlite_engine, "SELECT from_id, to_id FROM association ORDER BY from_id") == [
+        ("hubspot:deals:7", "hubspot:contacts:3"), ("hubspot:deals:8", "hubspot:contacts:3"),
+        ("hubspot:deals:9", "hubspot:contacts:2")]
 
 
 def test_relation_records_create_and_tombstone_associations(engine: Engine, hub: PageLoader) -> None:
