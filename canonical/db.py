@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -10,6 +11,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.exc import NoSuchModuleError as NoDriver
+
+from canonical import checkpoint
 
 DEFAULT_DATABASE_URL = "sqlite:///journeyhub.db"
 
@@ -69,7 +72,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA cache_size=-16000")
     cursor.execute("PRAGMA temp_store=MEMORY")
+    cursor.execute(f"PRAGMA wal_autocheckpoint={checkpoint.BACKSTOP_PAGES}")  # checkpoints run in a thread
     cursor.close()
+
+
+def _database_file(database: str | None) -> str | None:
+    """The file of an SQLite database (None in memory): the key of its background checkpoints."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return os.path.abspath(database)
 
 
 def _sqlite_begin(connection: Connection) -> None:
@@ -103,3 +114,5 @@ def transaction(engine: Engine) -> Iterator[Connection]:
         connection = connection.execution_options(journeyhub_immediate=True)
         with connection.begin():
             yield connection
+    if engine.dialect.name == "sqlite" and (path := _database_file(engine.url.database)) is not None:
+        checkpoint.checkpointer_for(path).nudge()  # after the commit: its own checkpoint, when due, goes first
