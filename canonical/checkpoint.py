@@ -5,12 +5,14 @@ database file and syncs both, before it returns: a pull paid that in the page tr
 pages (~10–15% of an email events page's write, `bench/events_rate.py`). Here every write transaction's
 commit (`canonical.db.transaction`: pages, identity, the tagger's batches) wakes one thread
 per database file that runs a PASSIVE checkpoint on a connection of its own: it never blocks a reader or a
-writer, and its I/O releases the interpreter lock, so the copying overlaps the next page's work. A log can
-only start over once it is copied completely, which a thread a commit behind rarely sees during a long pull;
-so each connection still checkpoints by itself, at `BACKSTOP_PAGES` (four times SQLite's default): by then
-the thread has copied nearly all of it, that checkpoint is mostly a sync, and the log starts over — it never
-grows past ~16 MB. Nothing changes for durability: until checkpointed, the log is the database. The thread
-ends after `IDLE_SECONDS` without a commit and starts again with the next one.
+writer, and its I/O releases the interpreter lock, so the copying overlaps the next page's work. The log
+starts over once it was copied completely before the next commit writes: between a pull's pages (while the
+next one is mapped and classified) the thread gets there, so the log stays about one page long. Should it
+fall behind (commits back to back on a loaded host), each connection still checkpoints by itself at
+`BACKSTOP_PAGES` (four times SQLite's default), mostly a sync by then, so the log never grows past ~16 MB.
+Nothing changes for durability: until checkpointed, the log is the database. The thread ends after
+`IDLE_SECONDS` without a commit and starts again with the next one. (A `file:` URI database keeps only the
+backstop.)
 """
 
 from __future__ import annotations
