@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from urllib.parse import quote
 
 #: a connection checkpoints by itself only past this many log pages (16 MB at 4 KiB pages)
 BACKSTOP_PAGES = 4000
@@ -48,7 +49,12 @@ class Checkpointer:
         return self._thread is not None
 
     def _run(self) -> None:
-        connection = sqlite3.connect(self.path, timeout=0.1, check_same_thread=False)
+        try:  # read-write, never create: a file that is gone stays gone
+            connection = sqlite3.connect(f"file:{quote(self.path)}?mode=rw", uri=True, timeout=0.1)
+        except sqlite3.Error:
+            with self._lock:
+                self._thread = None
+            return
         try:
             while True:
                 if not self._wanted.wait(IDLE_SECONDS):

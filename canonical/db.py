@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,6 +16,8 @@ from sqlalchemy.exc import NoSuchModuleError as NoDriver
 from canonical import checkpoint
 
 DEFAULT_DATABASE_URL = "sqlite:///journeyhub.db"
+#: the background checkpoints of each SQLite file engine (`canonical.checkpoint`), found by its write transactions
+_checkpointers: weakref.WeakKeyDictionary[Engine, checkpoint.Checkpointer] = weakref.WeakKeyDictionary()
 
 
 class DatabaseError(Exception):
@@ -52,6 +55,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
             event.listen(engine, "connect", _sqlite_pragmas)
             event.listen(engine, "begin", _sqlite_begin)
+            if (path := _database_file(parsed.database)) is not None:
+                _checkpointers[engine] = checkpoint.checkpointer_for(path)
         else:
             # No server-side prepared statements: a generic plan made while a table was small (a seq scan)
             # would be kept as the table grows, turning each page's id lookup into a full scan.
@@ -114,5 +119,6 @@ def transaction(engine: Engine) -> Iterator[Connection]:
         connection = connection.execution_options(journeyhub_immediate=True)
         with connection.begin():
             yield connection
-    if engine.dialect.name == "sqlite" and (path := _database_file(engine.url.database)) is not None:
-        checkpoint.checkpointer_for(path).nudge()  # after the commit: its own checkpoint, when due, goes first
+    background = _checkpointers.get(engine)
+    if background is not None:
+        background.nudge()  # after the commit: the connection's own checkpoint, when due, goes first

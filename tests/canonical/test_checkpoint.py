@@ -88,3 +88,11 @@ def test_an_in_memory_database_has_no_checkpointer() -> None:
     with transaction(engine) as connection:
         connection.execute(text("SELECT 1"))
     assert not any(key.endswith(":memory:") or key == "" for key in checkpoint._checkpointers)
+
+
+def test_a_database_file_that_is_gone_is_not_created_again(tmp_path: Path) -> None:
+    gone = tmp_path / "removed.db"
+    background = Checkpointer(str(gone))
+    background.nudge()
+    wait_idle(background)
+    assert not gone.exists() and background.checkpoints == 0
