@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from canonical import checkpoint
+from canonical import checkpoint, db
 from canonical.checkpoint import Checkpointer, checkpointer_for
 from canonical.db import make_engine, transaction
 
@@ -83,11 +83,16 @@ def test_the_thread_ends_when_idle_and_the_next_commit_starts_it_again(tmp_path:
     engine.dispose()
 
 
-def test_an_in_memory_database_has_no_checkpointer() -> None:
-    engine = make_engine("sqlite://")
-    with transaction(engine) as connection:
-        connection.execute(text("SELECT 1"))
-    assert not any(key.endswith(":memory:") or key == "" for key in checkpoint._checkpointers)
+def test_an_in_memory_database_has_no_checkpointer_and_a_file_has_one(tmp_path: Path) -> None:
+    before = dict(checkpoint._checkpointers)
+    for url in ("sqlite://", "sqlite:///:memory:"):
+        engine = make_engine(url)
+        with transaction(engine) as connection:
+            connection.execute(text("SELECT 1"))
+        assert engine not in db._checkpointers
+    assert checkpoint._checkpointers == before, "no thread and no registry entry for a database in memory"
+    on_file = make_engine(f"sqlite:///{tmp_path / 'hub.db'}")
+    assert db._checkpointers[on_file] is checkpointer_for(str(tmp_path / "hub.db"))
 
 
 def test_a_database_file_that_is_gone_is_not_created_again(tmp_path: Path) -> None:
